@@ -1,0 +1,135 @@
+"""The engine's one entry point: `Editor(...).edit(frames, prompt, settings) -> EditResult`.
+
+In: frames as numpy arrays (H×W×3, uint8 or float32 in 0..1, all the same size), a
+prompt, `Settings`, an optional progress callback `(stage, step, fraction)` and cancel
+check. Out: `EditResult` with the edited frames (same size and dtype as the input) and
+stats (UNet frame-evaluations and time by stage, peak memory, model identity, the
+random-weights flag). Stages: encode → invert (ε1) → edit (ε2) → decode.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from engine.attention import FeatureHooks, PassState
+from engine.edit import edit as edit_latents
+from engine.errors import UserError
+from engine.invert import Inversion, decode, encode, invert
+from engine.keyframes import plan_keyframes
+from engine.meter import CancelCheck, Meter, Progress
+from engine.models import DEFAULT_MODEL, Models, load_models
+from engine.schedule import Schedule
+from engine.settings import Settings
+
+MAX_PROMPT_CHARS = 1000
+
+
+@dataclass
+class EditResult:
+    frames: list[np.ndarray]
+    stats: dict = field(default_factory=dict)
+
+
+def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype]:
+    """Validate and stack to float32 [N, H, W, 3] in 0..1; returns the input dtype too."""
+    if len(frames) == 0:
+        raise UserError("no frames to edit.")
+    first = np.asarray(frames[0])
+    shapes = {np.asarray(f).shape for f in frames}
+    if len(shapes) > 1:
+        raise UserError(f"all frames must have the same size; got {sorted(shapes)}.")
+    if first.ndim != 3 or first.shape[2] != 3:
+        raise UserError(f"frames must be H×W×3 RGB arrays; got shape {first.shape}.")
+    if first.dtype == np.uint8:
+        stack = np.stack(frames).astype(np.float32) / 255.0
+    elif first.dtype in (np.float32, np.float64, np.float16):
+        stack = np.clip(np.stack(frames).astype(np.float32), 0.0, 1.0)
+    else:
+        raise UserError(f"frames must be uint8 or float; got {first.dtype}.")
+    return stack, first.dtype
+
+
+def _model_size(h: int, w: int, settings: Settings, multiple: int) -> tuple[int, int]:
+    if settings.resolution is not None:
+        side = max(multiple, round(settings.resolution / multiple) * multiple)
+        return side, side
+    return max(multiple, round(h / multiple) * multiple), max(multiple, round(w / multiple) * multiple)
+
+
+def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = size
+    if stack.shape[1:3] == (h, w):
+        return stack
+    interp = cv2.INTER_AREA if h * w < stack.shape[1] * stack.shape[2] else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in stack])
+
+
+class Editor:
+    """Holds the loaded models; `edit` may be called many times (models stay resident)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, identity: str | None = None, direction: str | None = None,
+                 device: str = "auto", dtype: str = "auto", model_config: str | None = None,
+                 models: Models | None = None):
+        start = time.perf_counter()
+        self.models = models or load_models(model, identity=identity, direction=direction,
+                                            device=device, dtype=dtype, config=model_config)
+        self.load_seconds = time.perf_counter() - start
+
+    def edit(self, frames: Sequence[np.ndarray], prompt: str, settings: Settings | None = None, *,
+             progress: Progress | None = None, cancel: CancelCheck | None = None,
+             inversion: Inversion | None = None) -> EditResult:
+        settings = settings or Settings()
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise UserError("the prompt is empty; say what to change, e.g. 'add glasses'.")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise UserError(f"the prompt is longer than {MAX_PROMPT_CHARS} characters.")
+        m = self.models
+        stack, in_dtype = _as_float_frames(frames)
+        n, h, w = stack.shape[:3]
+        size = _model_size(h, w, settings, m.unet_multiple)
+        plan = plan_keyframes(n, settings)
+        schedule = Schedule.build(m.scheduler_config, settings, m.device)
+        branches = 2 if settings.guidance_scale > 1 else 1
+        passes = (0 if inversion else 1) + branches + (settings.source_features == "recompute")
+        meter = Meter(m.device, n * settings.steps * passes, progress, cancel)
+        state = PassState()
+        hooks = [FeatureHooks(unet, state) for unet in m.unets()]
+        try:
+            for hook in hooks:
+                hook.apply()
+            if inversion is None:
+                with meter.stage("encode"):
+                    pixels = torch.from_numpy(_resize(stack, size)).permute(0, 3, 1, 2)
+                    latents = encode(m, pixels, meter, settings.vae_batch_size)
+                with meter.stage("invert"):
+                    inversion = invert(m, latents, plan, schedule, settings, meter, state)
+            with meter.stage("edit"):
+                edited = edit_latents(m, inversion, prompt, settings, meter, state)
+            with meter.stage("decode"):
+                meter.report("decode", 0, 1.0)
+                images = decode(m, edited, meter, settings.vae_batch_size).permute(0, 2, 3, 1).numpy()
+        finally:
+            for hook in hooks:
+                hook.remove()
+        images = _resize(images, (h, w))
+        if in_dtype == np.uint8:
+            out = [np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8) for f in images]
+        else:
+            out = [f.astype(np.float32) for f in images]
+        stats = meter.stats(n)
+        stats["seconds"]["load"] = round(self.load_seconds, 4)
+        stats.update(
+            model=m.identity_string, random_weights=m.random_weights, device=str(m.device),
+            dtype=str(m.dtype).removeprefix("torch."), frames=n, model_size=list(size),
+            keyframes=list(plan.keyframes), steps=settings.steps, source_features=settings.source_features,
+            cache_bytes_per_frame=inversion.store.nbytes / n,
+            settings=settings.to_dict(), prompt=prompt,
+        )
+        return EditResult(out, stats)

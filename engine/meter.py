@@ -1,0 +1,90 @@
+"""Accounting of one edit: UNet frame-evaluations and time by stage, progress and cancel.
+
+In: the caller's progress callback `(stage, step, fraction)` and cancel check `() -> bool`.
+Out: `Meter.stats()` for `EditResult.stats`. `Meter.unet(...)` is the single place a UNet
+is called, so evaluations and UNet time are counted exactly; cancel is checked after every
+UNet call, so it takes effect within one denoising step.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+
+from engine.errors import Cancelled
+
+Progress = Callable[[str, int, float], None]
+CancelCheck = Callable[[], bool]
+
+
+class Meter:
+    def __init__(self, device: torch.device, planned_evals: int,
+                 progress: Progress | None = None, cancel: CancelCheck | None = None):
+        self.device = device
+        self.planned = max(planned_evals, 1)
+        self.progress_cb, self.cancel_cb = progress, cancel
+        self.evals: dict[str, int] = defaultdict(int)
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.inner: dict[str, float] = defaultdict(float)  # time inside UNet / VAE calls
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextmanager
+    def stage(self, name: str):
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.seconds[name] += time.perf_counter() - start
+
+    @contextmanager
+    def timed(self, what: str):
+        """Time spent inside a model call (`unet` or `vae`)."""
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.inner[what] += time.perf_counter() - start
+
+    def unet(self, stage: str, unet, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor,
+             step: int) -> torch.Tensor:
+        with self.timed("unet"):
+            out = unet(latents, t, encoder_hidden_states=emb, return_dict=False)[0]
+        self.evals[stage] += latents.shape[0]
+        self.check_cancel()
+        if self.progress_cb is not None:
+            self.progress_cb(stage, step, min(sum(self.evals.values()) / self.planned, 1.0))
+        return out
+
+    def check_cancel(self) -> None:
+        if self.cancel_cb is not None and self.cancel_cb():
+            raise Cancelled("the edit was cancelled.")
+
+    def report(self, stage: str, step: int, fraction: float) -> None:
+        if self.progress_cb is not None:
+            self.progress_cb(stage, step, fraction)
+
+    def stats(self, n_frames: int) -> dict:
+        total_evals = sum(self.evals.values())
+        total_s = sum(self.seconds.values())
+        peak_device = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
+        return {
+            "unet_evals": {**self.evals, "total": total_evals, "per_frame": total_evals / max(n_frames, 1)},
+            "seconds": {**{k: round(v, 4) for k, v in self.seconds.items()}, "total": round(total_s, 4)},
+            "seconds_in": {k: round(v, 4) for k, v in self.inner.items()},
+            "peak_memory_bytes": {"device": peak_device,
+                                  "host_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024},
+        }

@@ -1,0 +1,200 @@
+"""Model loading: the Stable Diffusion components and the two UNet roles ε1 and ε2.
+
+In: a model source (preset name, hub id, local diffusers folder, or one `.safetensors` /
+`.ckpt` file), optional identity/direction sources (a LoRA adapter folder or file, or a
+full UNet folder), device and dtype wishes. Out: `Models`, holding the tokenizer, text
+encoder, VAE, scheduler config and the two `UNetRole`s. When both roles are adapters of
+one base (or the base itself), one UNet is kept in memory and adapters are switched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+
+from engine.errors import UserError
+from engine.presets import PRESETS, build_preset
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1-base"
+IDENTITY, DIRECTION = "identity", "direction"
+
+
+@dataclass
+class UNetRole:
+    """One UNet role: a module and the peft adapter that must be active for it (None =
+    the module's own weights, with any adapters disabled)."""
+
+    name: str
+    unet: UNet2DConditionModel
+    adapter: str | None = None
+    source: str = "base"
+
+    def activate(self) -> UNet2DConditionModel:
+        if getattr(self.unet, "peft_config", None):
+            if self.adapter is None:
+                self.unet.disable_adapters()
+            else:
+                self.unet.enable_adapters()
+                self.unet.set_adapter(self.adapter)
+        return self.unet
+
+
+@dataclass
+class Models:
+    tokenizer: Any
+    text_encoder: Any
+    vae: Any
+    scheduler_config: Any
+    identity: UNetRole
+    direction: UNetRole
+    device: torch.device
+    dtype: torch.dtype
+    vae_dtype: torch.dtype
+    source: str
+    random_weights: bool
+    _prompt_cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def identity_string(self) -> str:
+        label = " (RANDOM WEIGHTS)" if self.random_weights else ""
+        return f"{self.source}{label} | ε1={self.identity.source} | ε2={self.direction.source}"
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def unet_multiple(self) -> int:
+        """Frame sides must be multiples of this (VAE factor × UNet downsampling)."""
+        return self.vae_scale_factor * 2 ** (len(self.identity.unet.config.block_out_channels) - 1)
+
+    def unets(self) -> list[UNet2DConditionModel]:
+        return list({id(r.unet): r.unet for r in (self.identity, self.direction)}.values())
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """Text embedding [1, L, D] of one prompt (cached per prompt for this model set)."""
+        if prompt not in self._prompt_cache:
+            ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
+                                 truncation=True, return_tensors="pt").input_ids
+            self._prompt_cache[prompt] = self.text_encoder(ids.to(self.device))[0].to(self.dtype)
+        return self._prompt_cache[prompt]
+
+
+def pick_device(wish: str = "auto") -> torch.device:
+    if wish != "auto":
+        try:
+            return torch.device(wish)
+        except RuntimeError:
+            raise UserError(f"unknown device '{wish}'.") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, wish: str = "auto") -> torch.dtype:
+    if wish != "auto":
+        names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
+                 "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+        if wish not in names:
+            raise UserError(f"unknown dtype '{wish}'; use fp32, fp16 or bf16.")
+        return names[wish]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def _load_components(source: str, dtype: torch.dtype, config: str | None) -> tuple[dict[str, Any], bool]:
+    """Pipeline components from a preset, a single checkpoint file, or a hub id/folder."""
+    if source in PRESETS:
+        return build_preset(source), True
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+    path = Path(source).expanduser()
+    try:
+        if path.is_file():
+            if path.suffix not in (".safetensors", ".ckpt"):
+                raise UserError(f"{source} is not a .safetensors or .ckpt checkpoint.")
+            pipe = StableDiffusionPipeline.from_single_file(
+                str(path), config=config, torch_dtype=dtype, local_files_only=offline or config is not None,
+                safety_checker=None, requires_safety_checker=False)
+        else:
+            if not path.exists() and (source.startswith((".", "/", "~")) or source.count("/") != 1):
+                raise UserError(f"model '{source}' is neither a preset, a folder, a checkpoint file nor a hub id.")
+            pipe = StableDiffusionPipeline.from_pretrained(
+                str(path) if path.exists() else source, torch_dtype=dtype, local_files_only=offline,
+                safety_checker=None, requires_safety_checker=False)
+    except UserError:
+        raise
+    except (OSError, ValueError, EnvironmentError) as exc:
+        where = "it is not downloaded and the hub is offline" if offline else "it could not be read"
+        raise UserError(f"could not load model '{source}': {where} ({str(exc).splitlines()[0]}).") from None
+    names = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+    return {n: getattr(pipe, n) for n in names}, False
+
+
+def _is_adapter(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix == ".safetensors"
+    return (path / "adapter_config.json").exists() or any(path.glob("*lora*.safetensors"))
+
+
+def _attach_role(name: str, spec: str | None, base: UNet2DConditionModel,
+                 device: torch.device, dtype: torch.dtype) -> UNetRole:
+    """A role from `spec`: None (the base), a LoRA adapter (folder or file) loaded into the
+    base UNet under the role's name, or a full UNet folder loaded as its own module."""
+    if spec is None:
+        return UNetRole(name, base)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"{name} model '{spec}' does not exist.")
+    if _is_adapter(path):
+        try:
+            base.load_lora_adapter(str(path), adapter_name=name, prefix=None)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise UserError(f"the {name} adapter '{spec}' does not match the base model "
+                            f"({str(exc).splitlines()[0][:200]}).") from None
+        return UNetRole(name, base, adapter=name, source=f"lora:{path}")
+    folder = path / "unet" if (path / "unet" / "config.json").exists() else path
+    if not (folder / "config.json").exists():
+        raise UserError(f"{name} model '{spec}' is neither a LoRA adapter nor a UNet folder.")
+    unet = UNet2DConditionModel.from_pretrained(str(folder), torch_dtype=dtype)
+    if unet.config.cross_attention_dim != base.config.cross_attention_dim:
+        raise UserError(f"the {name} UNet '{spec}' does not match the base model (cross-attention width).")
+    return UNetRole(name, unet, source=f"unet:{path}")
+
+
+def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Move to device, casting only when the dtype differs (a no-op cast warns in diffusers)."""
+    module.to(device)
+    if next(module.parameters()).dtype != dtype:
+        module.to(dtype=dtype)
+    return module.eval()
+
+
+def load_models(source: str = DEFAULT_MODEL, *, identity: str | None = None, direction: str | None = None,
+                device: str = "auto", dtype: str = "auto", config: str | None = None) -> Models:
+    """Load everything an edit needs. `config` is the diffusers config (hub id or folder)
+    used to interpret a single checkpoint file."""
+    dev = pick_device(device)
+    dt = pick_dtype(dev, dtype)
+    parts, random_weights = _load_components(source, dt, config)
+    base = _place(parts["unet"], dev, dt)
+    vae = parts["vae"]
+    vae_dtype = torch.float32 if (dt == torch.float16 and vae.config.get("force_upcast", False)) else dt
+    _place(vae, dev, vae_dtype)
+    text_encoder = _place(parts["text_encoder"], dev, dt)
+    roles = [_attach_role(n, s, base, dev, dt) for n, s in ((IDENTITY, identity), (DIRECTION, direction))]
+    for role in roles:
+        _place(role.unet, dev, dt)
+    return Models(tokenizer=parts["tokenizer"], text_encoder=text_encoder, vae=vae,
+                  scheduler_config=parts["scheduler"].config, identity=roles[0], direction=roles[1],
+                  device=dev, dtype=dt, vae_dtype=vae_dtype, source=source, random_weights=random_weights)

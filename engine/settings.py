@@ -1,0 +1,126 @@
+"""Edit settings: one typed dataclass with documented defaults.
+
+In: keyword values (CLI flags, protocol dicts, plugin parameters). Out: a validated,
+frozen `Settings`. The CLI, the protocol and the plugins all use this class; none of
+them re-declares a field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.errors import UserError
+
+SourceFeatures = Literal["cached", "recompute"]
+KeyframeStrategy = Literal["grid", "random"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes one edit. Defaults follow the paper and TokenFlow."""
+
+    steps: int = 50
+    """DDIM steps T, used for both inversion and editing."""
+    guidance_scale: float = 7.5
+    """Classifier-free guidance of the direction model ε2 (1.0 disables guidance)."""
+    negative_prompt: str = "ugly, blurry, low res, unrealistic, deformed face"
+    """Prompt of the unconditional branch of classifier-free guidance."""
+    source_prompt: str = "a photo of a person's face"
+    """Prompt describing the source clip; ε1 inverts and guides with it at guidance 1."""
+    seed: int = 0
+    """Seeds every random choice of an edit (the `random` keyframe strategy)."""
+    keyframe_interval: int = 8
+    """One keyframe every this many frames; the last frame is always a keyframe."""
+    keyframe_strategy: KeyframeStrategy = "grid"
+    """`grid`: frames 0, k, 2k, ... ; `random`: one seeded frame in each interval."""
+    keyframes: tuple[int, ...] | None = None
+    """Explicit keyframe indices (0-based within the clip); overrides the two above."""
+    keyframe_window: int = 4
+    """Extended attention of a keyframe reaches this many neighbouring keyframes on each
+    side (0 = all keyframes), so the cost per frame stays flat on long clips."""
+    keyframe_anchors: int = 2
+    """Evenly spread keyframes every keyframe also attends to (global consistency)."""
+    attn_injection: float = 0.5
+    """τ_attn: fraction of the denoising steps in which ε1's attn1 queries/keys replace ε2's."""
+    conv_injection: float = 0.8
+    """τ_conv: fraction of the steps in which ε1's `up_blocks[1].resnets[1]` feature is injected."""
+    source_features: SourceFeatures = "cached"
+    """`cached`: ε1's features are kept from the inversion (the paper; fewer UNet passes).
+    `recompute`: ε1 runs on the source trajectory at every edit step (one more pass)."""
+    batch_size: int = 8
+    """Frames per UNet call (each call evaluates 2× this with guidance)."""
+    vae_batch_size: int = 8
+    """Frames per VAE encode/decode call."""
+    resolution: int | None = None
+    """Square side the frames are resized to for the model; None keeps the frame size
+    (rounded to the UNet's multiple)."""
+    device: str = "auto"
+    """`auto` picks CUDA, then MPS, then CPU; or any torch device string."""
+    dtype: str = "auto"
+    """`auto`: bf16 on CUDA with bf16 support, else fp16 on CUDA/MPS, fp32 on CPU."""
+    offload_cache: Literal["auto", "device", "host"] = "auto"
+    """Where the inverted trajectory and cached features live; `auto` keeps them on the
+    device while they fit in a quarter of its free memory, else in pinned host memory."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.steps >= 1, "steps must be at least 1"),
+            (self.guidance_scale >= 1.0, "guidance_scale must be at least 1.0"),
+            (self.keyframe_interval >= 1, "keyframe_interval must be at least 1"),
+            (self.keyframe_window >= 0, "keyframe_window must be 0 or more"),
+            (self.keyframe_anchors >= 0, "keyframe_anchors must be 0 or more"),
+            (0.0 <= self.attn_injection <= 1.0, "attn_injection must be between 0 and 1"),
+            (0.0 <= self.conv_injection <= 1.0, "conv_injection must be between 0 and 1"),
+            (self.source_features in ("cached", "recompute"), "source_features must be cached or recompute"),
+            (self.keyframe_strategy in ("grid", "random"), "keyframe_strategy must be grid or random"),
+            (self.offload_cache in ("auto", "device", "host"), "offload_cache must be auto, device or host"),
+            (self.batch_size >= 1 and self.vae_batch_size >= 1, "batch sizes must be at least 1"),
+            (self.resolution is None or self.resolution >= 8, "resolution must be at least 8"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message + ".")
+        if self.keyframes is not None:
+            object.__setattr__(self, "keyframes", tuple(sorted({int(k) for k in self.keyframes})))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Settings":
+        """Build from a plain dict (protocol, JSON); unknown keys are an error, not ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"unknown setting(s): {', '.join(unknown)}.")
+        try:
+            return cls(**values)
+        except TypeError as exc:  # wrong types reach comparisons in __post_init__
+            raise UserError(f"invalid settings: {exc}.") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (lists instead of tuples), for JSON and msgpack."""
+        out = dataclasses.asdict(self)
+        if out["keyframes"] is not None:
+            out["keyframes"] = list(out["keyframes"])
+        return out
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def documented_fields() -> list[tuple[str, Any, str]]:
+    """(name, default, doc) for every field, read from this module's source; the CLI help
+    and docs are generated from it so the documentation lives in one place."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(Settings))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[attr-defined]
+    return [(f.name, f.default, docs.get(f.name, "")) for f in dataclasses.fields(Settings)]
+
+
+__all__ = ["Settings", "documented_fields"]
