@@ -37,7 +37,8 @@ class EditResult:
 
 
 def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype]:
-    """Validate and stack to float32 [N, H, W, 3] in 0..1; returns the input dtype too."""
+    """Validate and stack to float32 [N, H, W, 3] in 0..1 (uint8, uint16 or float in);
+    returns the input dtype too, so the output keeps it."""
     if len(frames) == 0:
         raise UserError("no frames to edit.")
     first = np.asarray(frames[0])
@@ -46,12 +47,12 @@ def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype
         raise UserError(f"all frames must have the same size; got {sorted(shapes)}.")
     if first.ndim != 3 or first.shape[2] != 3:
         raise UserError(f"frames must be H×W×3 RGB arrays; got shape {first.shape}.")
-    if first.dtype == np.uint8:
-        stack = np.stack(frames).astype(np.float32) / 255.0
+    if first.dtype in (np.uint8, np.uint16):
+        stack = np.stack(frames).astype(np.float32) / np.iinfo(first.dtype).max
     elif first.dtype in (np.float32, np.float64, np.float16):
         stack = np.clip(np.stack(frames).astype(np.float32), 0.0, 1.0)
     else:
-        raise UserError(f"frames must be uint8 or float; got {first.dtype}.")
+        raise UserError(f"frames must be uint8, uint16 or float; got {first.dtype}.")
     return stack, first.dtype
 
 
@@ -119,8 +120,9 @@ class Editor:
             for hook in hooks:
                 hook.remove()
         images = _resize(images, (h, w))
-        if in_dtype == np.uint8:
-            out = [np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8) for f in images]
+        if in_dtype in (np.uint8, np.uint16):
+            top = np.iinfo(in_dtype).max
+            out = [np.clip(np.rint(f * top), 0, top).astype(in_dtype) for f in images]
         else:
             out = [f.astype(np.float32) for f in images]
         stats = meter.stats(n)

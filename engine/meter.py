@@ -1,6 +1,7 @@
 """Accounting of one edit: UNet frame-evaluations and time by stage, progress and cancel.
 
-In: the caller's progress callback `(stage, step, fraction)` and cancel check `() -> bool`.
+In: the caller's progress callback `(stage, step, fraction)` — stage `invert`, `edit` or
+`decode`, step the denoising step, fraction of the whole edit — and cancel check `() -> bool`.
 Out: `Meter.stats()` for `EditResult.stats`. `Meter.unet(...)` is the single place a UNet
 is called, so evaluations and UNet time are counted exactly; cancel is checked after every
 UNet call, so it takes effect within one denoising step.
@@ -66,7 +67,8 @@ class Meter:
         self.evals[stage] += latents.shape[0]
         self.check_cancel()
         if self.progress_cb is not None:
-            self.progress_cb(stage, step, min(sum(self.evals.values()) / self.planned, 1.0))
+            label = "invert" if stage == "inversion" else "edit"
+            self.progress_cb(label, step, min(sum(self.evals.values()) / self.planned, 1.0))
         return out
 
     def check_cancel(self) -> None:

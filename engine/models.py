@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.loaders.single_file_utils import SingleFileComponentError
 
 from engine.errors import UserError
-from engine.presets import PRESETS, build_preset
+from engine.presets import PRESETS, RANDOM_WEIGHTS_MARKER, build_preset
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1-base"
 IDENTITY, DIRECTION = "identity", "direction"
@@ -121,11 +122,7 @@ def _load_components(source: str, dtype: torch.dtype, config: str | None) -> tup
     path = Path(source).expanduser()
     try:
         if path.is_file():
-            if path.suffix not in (".safetensors", ".ckpt"):
-                raise UserError(f"{source} is not a .safetensors or .ckpt checkpoint.")
-            pipe = StableDiffusionPipeline.from_single_file(
-                str(path), config=config, torch_dtype=dtype, local_files_only=offline or config is not None,
-                safety_checker=None, requires_safety_checker=False)
+            pipe = _load_single_file(path, dtype, config, offline)
         else:
             if not path.exists() and (source.startswith((".", "/", "~")) or source.count("/") != 1):
                 raise UserError(f"model '{source}' is neither a preset, a folder, a checkpoint file nor a hub id.")
@@ -138,7 +135,36 @@ def _load_components(source: str, dtype: torch.dtype, config: str | None) -> tup
         where = "it is not downloaded and the hub is offline" if offline else "it could not be read"
         raise UserError(f"could not load model '{source}': {where} ({str(exc).splitlines()[0]}).") from None
     names = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-    return {n: getattr(pipe, n) for n in names}, False
+    marked = path.is_dir() and (path / RANDOM_WEIGHTS_MARKER).exists()
+    return {n: getattr(pipe, n) for n in names}, marked
+
+
+def _load_single_file(path: Path, dtype: torch.dtype, config: str | None, offline: bool) -> StableDiffusionPipeline:
+    """A pipeline from one original-layout (LDM) checkpoint. `config` (a diffusers folder,
+    weights not needed, or a hub id) says how to read it; without one diffusers infers a
+    hub config from the keys, which needs the hub (or its cache)."""
+    if path.suffix not in (".safetensors", ".ckpt"):
+        raise UserError(f"{path} is not a .safetensors or .ckpt checkpoint.")
+    if config is not None:
+        folder = Path(config).expanduser()
+        if folder.is_dir():
+            config = str(folder)
+        elif config.startswith((".", "/", "~")) or config.count("/") != 1:
+            raise UserError(f"model config '{config}' is neither a diffusers model folder nor a hub id.")
+    try:
+        return StableDiffusionPipeline.from_single_file(
+            str(path), config=config, torch_dtype=dtype, local_files_only=offline or config is not None,
+            safety_checker=None, requires_safety_checker=False)
+    except (OSError, ValueError, KeyError, RuntimeError, SingleFileComponentError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip().rstrip(".")[:200]
+        if "Unable to load weights from checkpoint file" in detail:
+            raise UserError(f"{path} is not a readable checkpoint (corrupt, truncated or not "
+                            f".safetensors/.ckpt data).") from None
+        if config is None:
+            why = "no model config was given and the hub is offline" if offline else "no model config could be inferred"
+        else:
+            why = f"it does not match the model config '{config}'"
+        raise UserError(f"could not load the checkpoint {path}: {why} ({detail}).") from None
 
 
 def _is_adapter(path: Path) -> bool:
@@ -175,7 +201,7 @@ def _attach_role(name: str, spec: str | None, base: UNet2DConditionModel,
 def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """Move to device, casting only when the dtype differs (a no-op cast warns in diffusers)."""
     module.to(device)
-    if next(module.parameters()).dtype != dtype:
+    if any(p.dtype != dtype for p in module.parameters()):
         module.to(dtype=dtype)
     return module.eval()
 

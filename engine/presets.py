@@ -11,14 +11,18 @@ SD 2.1-base shapes, so its compute cost equals the real model's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from tokenizers import pre_tokenizers
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from engine.errors import UserError
+
+# A folder or file saved from a preset carries this marker, so a reload is still labelled.
+RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS.txt"
 
 # Stable Diffusion 2.1's scheduler (shared by every preset; only prediction_type varies).
 SD_SCHEDULER = dict(
@@ -107,3 +111,13 @@ def build_preset(name: str, seed: int = 0) -> dict[str, Any]:
     for module in ("unet", "vae", "text_encoder"):
         components[module].eval()
     return components
+
+
+def save_preset(name: str, folder: str | Path, seed: int = 0) -> Path:
+    """Save preset `name` as a diffusers folder (`save_pretrained`) marked as random weights."""
+    folder = Path(folder)
+    pipe = StableDiffusionPipeline(**build_preset(name, seed), safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    (folder / RANDOM_WEIGHTS_MARKER).write_text(f"Preset '{name}' with random weights (seed {seed}).\n")
+    return folder

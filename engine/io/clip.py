@@ -18,14 +18,15 @@ class Clip:
 
     `alpha` is a list of H×W arrays (same dtype as the frames) when the source had alpha,
     else None. `source_dtype` is the sample type stored on disk ("uint8", "uint16",
-    "float16" or "float32"); half EXR frames are widened to float32 in `frames`.
+    "float16" or "float32"; None means the frames' dtype); half EXR frames are widened to
+    float32 in `frames`.
     """
 
     frames: list[np.ndarray]
     first: int = 0
     fps: float | None = None
     alpha: list[np.ndarray] | None = None
-    source_dtype: str = "uint8"
+    source_dtype: str | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -41,7 +42,7 @@ class Clip:
     @property
     def bit_depth(self) -> int:
         """Bits per sample on disk: 8, 16 (also half float) or 32."""
-        return np.dtype(self.source_dtype).itemsize * 8
+        return np.dtype(self.source_dtype or self.dtype).itemsize * 8
 
     @property
     def width(self) -> int:

@@ -38,7 +38,7 @@ def write_frames(
     ext = _EXTS.get(str(fmt).lower().lstrip("."))
     if ext is None:
         raise UserError(f"The output format {fmt!r} is not supported; use png, tif or exr.")
-    if int(start) != start or start < 0:
+    if not isinstance(start, (int, np.integer)) or start < 0:
         raise UserError(f"The first output frame number must be a whole number of 0 or more, not {start}.")
     if not fps or fps <= 0:
         raise UserError(f"The frame rate must be above 0, not {fps}.")

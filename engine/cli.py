@@ -1,0 +1,190 @@
+"""The `ipfacediff` command line.
+
+In: argv. Out: an exit status — 0 on success; 2 with one sentence on stderr for bad input
+(never a traceback); 130 when cancelled. Edit settings flags are generated from
+`engine.settings.Settings`, so the CLI never re-declares a setting or its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.errors import Cancelled, UserError
+from engine.settings import Settings, documented_fields
+
+# Short flag names the issue tracker and users know, besides the generated ones.
+ALIASES = {"guidance_scale": ["--guidance"]}
+
+
+def _converter(hint: Any) -> tuple[Callable[[str], Any], list[str] | None]:
+    """argparse type and choices for a Settings annotation."""
+    origin, args = typing.get_origin(hint), [a for a in typing.get_args(hint) if a is not type(None)]
+    if origin is typing.Literal:
+        return str, args
+    if origin in (typing.Union, types.UnionType):
+        return _converter(args[0])
+    if origin is tuple:
+        return (lambda text: tuple(int(v) for v in text.split(",") if v.strip())), None
+    return hint, None
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Settings field (`--keyframe-interval`, ...), help text from its docstring;
+    unset flags keep the dataclass default."""
+    hints = typing.get_type_hints(Settings)
+    group = parser.add_argument_group("edit settings (defaults from engine.settings.Settings)")
+    for name, default, doc in documented_fields():
+        conv, choices = _converter(hints[name])
+        flags = ["--" + name.replace("_", "-")] + ALIASES.get(name, [])
+        group.add_argument(*flags, dest=name, type=conv, choices=choices, default=argparse.SUPPRESS,
+                           help=f"{doc} (default: {default})".replace("%", "%%"))
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    names = {name for name, _, _ in documented_fields()}
+    return Settings(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def parse_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.split("-")
+    try:
+        if len(parts) == 1:
+            return int(parts[0]), int(parts[0])
+        if len(parts) == 2:
+            return int(parts[0]), int(parts[1])
+    except ValueError:
+        pass
+    raise UserError(f"--frames must look like A-B (e.g. 1001-1048); got '{text}'.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ipfacediff", description="Edit faces in video from a text prompt.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    edit = sub.add_parser("edit", help="edit a clip (video file or image sequence)")
+    edit.add_argument("input", help="video file, image-sequence folder, or pattern like shot/frame_%%06d.exr")
+    edit.add_argument("--prompt", required=True, help="what to change, e.g. 'add glasses'")
+    edit.add_argument("--frames", help="inclusive frame range A-B (sequence numbers, or 0-based video frames)")
+    edit.add_argument("--out", required=True, type=Path, help="output folder for frame_%%06d.<ext>")
+    model = edit.add_mutually_exclusive_group()
+    model.add_argument("--preset", help="random-weight architecture preset: tiny, tiny-v, sd21-base")
+    model.add_argument("--model", help="hub id, diffusers folder or .safetensors/.ckpt file")
+    edit.add_argument("--model-config", help="diffusers config (hub id or folder) for a single checkpoint file")
+    edit.add_argument("--identity-model", help="ε1: LoRA adapter (folder or file) or UNet folder")
+    edit.add_argument("--direction-model", help="ε2: LoRA adapter (folder or file) or UNet folder")
+    edit.add_argument("--format", choices=["png", "tif", "exr"], default="png")
+    edit.add_argument("--video", type=Path, help="also write an 8-bit mp4 preview here")
+    edit.add_argument("--stats", type=Path, help="write the edit's stats as JSON here")
+    edit.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_settings_flags(edit)
+    edit.set_defaults(func=cmd_edit)
+
+    demo = sub.add_parser("demo", help="edit a short real-face clip end to end (the README's main job)")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"))
+    demo.add_argument("--prompt", default="add glasses")
+    demo.add_argument("--frames", type=int, default=16)
+    demo.set_defaults(func=lambda a: __import__("engine.demo", fromlist=["run"]).run(a))
+    return parser
+
+
+class Log:
+    """stderr logger; a random-weight run says so on every line."""
+
+    def __init__(self, random_weights: bool = False):
+        self.prefix = "[RANDOM WEIGHTS] " if random_weights else ""
+
+    def __call__(self, message: str) -> None:
+        print(f"{self.prefix}{message}", file=sys.stderr, flush=True)
+
+
+def progress_bar(enabled: bool, log: Log):
+    """A tqdm bar on stderr driven by the engine's (stage, step, fraction) callback."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def update(stage: str, step: int, fraction: float) -> None:
+        bar.set_description_str(f"{log.prefix}{stage} {step:>3}", refresh=False)
+        bar.update(round(fraction * 100) - bar.n)
+
+    return update, bar.close
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from engine.editor import Editor
+    from engine.io import read_frames, write_frames
+
+    from engine.presets import preset_names
+
+    settings = settings_from_args(args)
+    if args.preset is not None and args.preset not in preset_names():
+        raise UserError(f"unknown preset '{args.preset}'; choose one of: {', '.join(preset_names())}.")
+    if not args.prompt.strip():
+        raise UserError("the prompt is empty; say what to change, e.g. --prompt 'add glasses'.")
+    clip = read_frames(args.input, parse_range(args.frames))
+    editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
+                    identity=args.identity_model, direction=args.direction_model,
+                    device=settings.device, dtype=settings.dtype, model_config=args.model_config)
+    log = Log(editor.models.random_weights)
+    log(f"model {editor.models.identity_string} on {editor.models.device}")
+    if editor.models.random_weights:
+        log("this model has random weights: the output is noise, not an edit.")
+    update, close = progress_bar(not args.quiet, log)
+    try:
+        result = editor.edit(clip.frames, args.prompt, settings, progress=update)
+    finally:
+        close()
+    paths = write_frames(result.frames, args.out, start=clip.first, fmt=args.format, video=args.video,
+                         fps=clip.fps or 24.0)
+    marker = args.out / "RANDOM_WEIGHTS.txt"
+    if editor.models.random_weights:
+        atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")
+    elif marker.exists():
+        marker.unlink()
+    if args.stats:
+        atomic_write_text(args.stats, json.dumps(result.stats, indent=2, default=str))
+    evals = result.stats["unet_evals"]["per_frame"]
+    log(f"wrote {len(paths)} frames to {args.out} ({evals:.0f} UNet evaluations per frame, "
+        f"{result.stats['seconds']['total']:.1f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no torchvision notices on the console
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"ipfacediff: {exc}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        print("ipfacediff: cancelled; nothing was written.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: still one line unless debugging
+        if os.environ.get("IPFACEDIFF_DEBUG"):
+            raise
+        print(f"ipfacediff: internal error ({type(exc).__name__}: {exc}); "
+              "set IPFACEDIFF_DEBUG=1 for the traceback.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
