@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance-scale", type=float, default=Settings.guidance_scale)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice, one per core)")
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed warm-up edits before measuring (2 frames, 2 steps, side ≤ 128; default 1)")
     p.add_argument("--repeat", type=int, default=1,
@@ -232,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         if m not in ("cached", "recompute"):
             p.error(f"unknown mode {m!r}; use cached and/or recompute")
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     info = machine()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
     if info.get("loadavg_1m", 0.0) > 0.5 * (info["cores"] or 1):

@@ -8,6 +8,7 @@ In: argv. Out: an exit status — 0 on success; 2 with one sentence on stderr fo
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -18,6 +19,10 @@ from typing import Any, Callable
 
 from engine.errors import Cancelled, UserError
 from engine.settings import Settings, documented_fields
+
+# Modules that add their own subcommands through `register(subparsers)`; each lives with
+# the code it drives (server, faces, training, plugins), so this file stays the dispatcher.
+COMMAND_MODULES = ("engine.faces.cli", "engine.training.cli", "server.cli", "plugin_resolve.cli")
 
 # Short flag names the issue tracker and users know, besides the generated ones.
 ALIASES = {"guidance_scale": ["--guidance"]}
@@ -93,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompt", default="add glasses")
     demo.add_argument("--frames", type=int, default=16)
     demo.set_defaults(func=lambda a: __import__("engine.demo", fromlist=["run"]).run(a))
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                continue  # that part of the product is not installed / not built yet
+            raise
+        module.register(sub)
     return parser
 
 

@@ -127,7 +127,7 @@ def _load_components(source: str, dtype: torch.dtype, config: str | None) -> tup
             if not path.exists() and (source.startswith((".", "/", "~")) or source.count("/") != 1):
                 raise UserError(f"model '{source}' is neither a preset, a folder, a checkpoint file nor a hub id.")
             pipe = StableDiffusionPipeline.from_pretrained(
-                str(path) if path.exists() else source, torch_dtype=dtype, local_files_only=offline,
+                str(path) if path.exists() else source, dtype=dtype, local_files_only=offline,
                 safety_checker=None, requires_safety_checker=False)
     except UserError:
         raise
@@ -153,7 +153,7 @@ def _load_single_file(path: Path, dtype: torch.dtype, config: str | None, offlin
             raise UserError(f"model config '{config}' is neither a diffusers model folder nor a hub id.")
     try:
         return StableDiffusionPipeline.from_single_file(
-            str(path), config=config, torch_dtype=dtype, local_files_only=offline or config is not None,
+            str(path), config=config, dtype=dtype, local_files_only=offline or config is not None,
             safety_checker=None, requires_safety_checker=False)
     except (OSError, ValueError, KeyError, RuntimeError, SingleFileComponentError) as exc:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip().rstrip(".")[:200]
@@ -173,6 +173,14 @@ def _is_adapter(path: Path) -> bool:
     return (path / "adapter_config.json").exists() or any(path.glob("*lora*.safetensors"))
 
 
+def _adapter_weights(folder: Path) -> str:
+    """The weights file of an adapter folder (diffusers names it pytorch_lora_weights.safetensors)."""
+    files = sorted(folder.glob("*lora*.safetensors")) or sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise UserError(f"the adapter folder {folder} holds no .safetensors weights.")
+    return files[0].name
+
+
 def _attach_role(name: str, spec: str | None, base: UNet2DConditionModel,
                  device: torch.device, dtype: torch.dtype) -> UNetRole:
     """A role from `spec`: None (the base), a LoRA adapter (folder or file) loaded into the
@@ -183,8 +191,9 @@ def _attach_role(name: str, spec: str | None, base: UNet2DConditionModel,
     if not path.exists():
         raise UserError(f"{name} model '{spec}' does not exist.")
     if _is_adapter(path):
+        folder, weights = (path.parent, path.name) if path.is_file() else (path, _adapter_weights(path))
         try:
-            base.load_lora_adapter(str(path), adapter_name=name, prefix=None)
+            base.load_lora_adapter(str(folder), weight_name=weights, adapter_name=name, prefix=None)
         except (ValueError, RuntimeError, KeyError) as exc:
             raise UserError(f"the {name} adapter '{spec}' does not match the base model "
                             f"({str(exc).splitlines()[0][:200]}).") from None
@@ -192,7 +201,7 @@ def _attach_role(name: str, spec: str | None, base: UNet2DConditionModel,
     folder = path / "unet" if (path / "unet" / "config.json").exists() else path
     if not (folder / "config.json").exists():
         raise UserError(f"{name} model '{spec}' is neither a LoRA adapter nor a UNet folder.")
-    unet = UNet2DConditionModel.from_pretrained(str(folder), torch_dtype=dtype)
+    unet = UNet2DConditionModel.from_pretrained(str(folder), dtype=dtype)
     if unet.config.cross_attention_dim != base.config.cross_attention_dim:
         raise UserError(f"the {name} UNet '{spec}' does not match the base model (cross-attention width).")
     return UNetRole(name, unet, source=f"unet:{path}")
