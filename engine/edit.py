@@ -19,7 +19,7 @@ from engine.invert import Inversion
 from engine.meter import Meter
 from engine.models import Models
 from engine.settings import Settings
-from engine.source import chunks, run_source
+from engine.source import run_source
 
 
 def _guided(eps: torch.Tensor, branches: int, scale: float) -> torch.Tensor:
@@ -45,7 +45,7 @@ def edit(models: Models, inv: Inversion, prompt: str, settings: Settings, meter:
     kf = list(plan.keyframes)
     past, future = torch.as_tensor(plan.past, device=dev), torch.as_tensor(plan.future, device=dev)
     w_past = torch.as_tensor(plan.w_past, device=dev)
-    other_batches = chunks(plan.others, settings.batch_size)
+    others = torch.as_tensor(plan.others, device=dev, dtype=torch.long)
     x = inv.latents(schedule.steps)
 
     for i, t in schedule.edit_timesteps():
@@ -71,8 +71,10 @@ def edit(models: Models, inv: Inversion, prompt: str, settings: Settings, meter:
         eps[kf] = _guided(out, branches, settings.guidance_scale)
 
         state.mode = "propagate"
-        for b, frames in enumerate(other_batches):
-            state.nn = nn[b]
+        for lo in range(0, len(others), settings.batch_size):
+            hi = lo + settings.batch_size
+            frames = others[lo:hi]
+            state.nn = {layer: (p[lo:hi], f[lo:hi]) for layer, (p, f) in nn.items()}
             state.past, state.future, state.w_past = past[frames], future[frames], w_past[frames]
             state.inject_conv = conv[frames] if conv is not None else None
             out = meter.unet("propagation", unet, x[frames].repeat(branches, 1, 1, 1), t, embeddings(len(frames)), i)

@@ -10,6 +10,7 @@ random-weights flag). Stages: encode → invert (ε1) → edit (ε2) → decode.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -71,6 +72,25 @@ def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in stack])
 
 
+def _signature(models: Models, n: int, size: tuple[int, int], settings: Settings) -> tuple:
+    """Everything an inversion depends on; a cached one is reused only when this matches."""
+    return (models.identity_string, n, size, settings.steps, settings.source_prompt, settings.source_features,
+            settings.keyframes, settings.keyframe_interval, settings.keyframe_strategy, settings.seed,
+            settings.keyframe_window, settings.keyframe_anchors, settings.attn_injection, settings.conv_injection)
+
+
+@contextmanager
+def _hooked(models: Models, state: PassState):
+    hooks = [FeatureHooks(unet, state) for unet in models.unets()]
+    try:
+        for hook in hooks:
+            hook.apply()
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 class Editor:
     """Holds the loaded models; `edit` may be called many times (models stay resident)."""
 
@@ -81,6 +101,30 @@ class Editor:
         self.models = models or load_models(model, identity=identity, direction=direction,
                                             device=device, dtype=dtype, config=model_config)
         self.load_seconds = time.perf_counter() - start
+
+    def invert(self, frames: Sequence[np.ndarray], settings: Settings | None = None, *,
+               progress: Progress | None = None, cancel: CancelCheck | None = None) -> Inversion:
+        """Encode and invert a clip once; pass the result to `edit(..., inversion=)` to
+        re-edit it with other prompts without inverting again."""
+        settings = settings or Settings()
+        stack, _ = _as_float_frames(frames)
+        meter = Meter(self.models.device, len(stack) * settings.steps, progress, cancel)
+        state = PassState()
+        with _hooked(self.models, state):
+            return self._invert(stack, settings, meter, state)
+
+    def _invert(self, stack: np.ndarray, settings: Settings, meter: Meter, state: PassState) -> Inversion:
+        m = self.models
+        n, h, w = stack.shape[:3]
+        size = _model_size(h, w, settings, m.unet_multiple)
+        with meter.stage("encode"):
+            pixels = torch.from_numpy(_resize(stack, size)).permute(0, 3, 1, 2)
+            latents = encode(m, pixels, meter, settings.vae_batch_size)
+        with meter.stage("invert"):
+            schedule = Schedule.build(m.scheduler_config, settings, m.device)
+            inv = invert(m, latents, plan_keyframes(n, settings), schedule, settings, meter, state)
+        inv.signature = _signature(m, n, size, settings)
+        return inv
 
     def edit(self, frames: Sequence[np.ndarray], prompt: str, settings: Settings | None = None, *,
              progress: Progress | None = None, cancel: CancelCheck | None = None,
@@ -95,30 +139,20 @@ class Editor:
         stack, in_dtype = _as_float_frames(frames)
         n, h, w = stack.shape[:3]
         size = _model_size(h, w, settings, m.unet_multiple)
-        plan = plan_keyframes(n, settings)
-        schedule = Schedule.build(m.scheduler_config, settings, m.device)
+        if inversion is not None and inversion.signature != _signature(m, n, size, settings):
+            raise UserError("the given inversion was made for other frames, model or settings; invert again.")
         branches = 2 if settings.guidance_scale > 1 else 1
         passes = (0 if inversion else 1) + branches + (settings.source_features == "recompute")
         meter = Meter(m.device, n * settings.steps * passes, progress, cancel)
         state = PassState()
-        hooks = [FeatureHooks(unet, state) for unet in m.unets()]
-        try:
-            for hook in hooks:
-                hook.apply()
-            if inversion is None:
-                with meter.stage("encode"):
-                    pixels = torch.from_numpy(_resize(stack, size)).permute(0, 3, 1, 2)
-                    latents = encode(m, pixels, meter, settings.vae_batch_size)
-                with meter.stage("invert"):
-                    inversion = invert(m, latents, plan, schedule, settings, meter, state)
+        reused = inversion is not None
+        with _hooked(m, state):
+            inversion = inversion or self._invert(stack, settings, meter, state)
             with meter.stage("edit"):
                 edited = edit_latents(m, inversion, prompt, settings, meter, state)
             with meter.stage("decode"):
                 meter.report("decode", 0, 1.0)
                 images = decode(m, edited, meter, settings.vae_batch_size).permute(0, 2, 3, 1).numpy()
-        finally:
-            for hook in hooks:
-                hook.remove()
         images = _resize(images, (h, w))
         if in_dtype in (np.uint8, np.uint16):
             top = np.iinfo(in_dtype).max
@@ -130,8 +164,8 @@ class Editor:
         stats.update(
             model=m.identity_string, random_weights=m.random_weights, device=str(m.device),
             dtype=str(m.dtype).removeprefix("torch."), frames=n, model_size=list(size),
-            keyframes=list(plan.keyframes), steps=settings.steps, source_features=settings.source_features,
-            cache_bytes_per_frame=inversion.store.nbytes / n,
+            keyframes=list(inversion.plan.keyframes), steps=settings.steps, source_features=settings.source_features,
+            inversion_reused=reused, cache_bytes_per_frame=inversion.store.nbytes / n,
             settings=settings.to_dict(), prompt=prompt,
         )
         return EditResult(out, stats)

@@ -1,4 +1,4 @@
-"""VAE encode/decode and DDIM inversion of every frame with ε1.
+"""VAE encode/decode (batched, tiled above 512 px) and DDIM inversion of every frame with ε1.
 
 In: frames as a float tensor [N, 3, H, W] in 0..1, the models, the keyframe plan. Out: an
 `Inversion` — the whole trajectory x_t of every frame (step 0 is the clean latent), kept in
@@ -9,6 +9,7 @@ nearest-neighbour indices of every other frame at every step).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,9 @@ from engine.source import run_source
 from engine.store import TensorStore
 
 
+TILE_ABOVE = 512
+
+
 @dataclass
 class Inversion:
     store: TensorStore
@@ -30,9 +34,24 @@ class Inversion:
     schedule: Schedule
     cached: bool
     """True when ε1's features were captured and are in the store."""
+    signature: tuple = ()
+    """What the inversion depends on (frames, model, settings); set by the `Editor`."""
 
     def latents(self, step: int) -> torch.Tensor:
         return self.store.get(("x", step))
+
+
+@contextmanager
+def _tiled(vae, side: int):
+    """VAE tiling for frames above 512 px, switched on for this call only."""
+    tile = side > TILE_ABOVE
+    if tile:
+        vae.enable_tiling()
+    try:
+        yield
+    finally:
+        if tile:
+            vae.disable_tiling()
 
 
 @torch.no_grad()
@@ -42,7 +61,7 @@ def encode(models: Models, frames: torch.Tensor, meter: Meter, batch_size: int) 
     out = []
     for i in range(0, frames.shape[0], batch_size):
         x = frames[i:i + batch_size].to(models.device, models.vae_dtype) * 2 - 1
-        with meter.timed("vae"):
+        with meter.timed("vae"), _tiled(vae, max(x.shape[-2:])):
             z = vae.encode(x).latent_dist.mode()
         out.append(((z - shift) * cfg.scaling_factor).to(models.dtype))
     return torch.cat(out)
@@ -55,7 +74,7 @@ def decode(models: Models, latents: torch.Tensor, meter: Meter, batch_size: int)
     out = []
     for i in range(0, latents.shape[0], batch_size):
         z = latents[i:i + batch_size].to(models.vae_dtype) / cfg.scaling_factor + shift
-        with meter.timed("vae"):
+        with meter.timed("vae"), _tiled(vae, max(z.shape[-2:]) * models.vae_scale_factor):
             x = vae.decode(z).sample
         out.append(((x.float() + 1) / 2).clamp(0, 1).cpu())
     return torch.cat(out)

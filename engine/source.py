@@ -2,8 +2,9 @@
 
 In: latents of every frame at a timestep, the keyframe plan, and what to capture. Out: a
 `SourceStep` — the noise prediction (inversion uses it), the keyframes' attn1 q/k at the
-injection layers, the conv feature of every frame, and for every batch of other frames the
-nearest-neighbour token indices into its past and future keyframes at every attn1 layer.
+injection layers, the conv feature of every frame, and for every other frame the
+nearest-neighbour token indices into its past and future keyframes at every attn1 layer
+(independent of the batch size, so a cached inversion serves any later batching).
 Keyframes run first so their tokens are there when the other frames are matched.
 """
 
@@ -25,7 +26,8 @@ class SourceStep:
     eps: torch.Tensor
     kf_qk: dict[str, tuple[torch.Tensor, torch.Tensor]] | None
     conv: torch.Tensor | None
-    nn: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] | None
+    nn: dict[str, tuple[torch.Tensor, torch.Tensor]] | None
+    """Per attn1 layer: (past, future) token indices [len(plan.others), S], in `plan.others` order."""
 
 
 def chunks(items: list[int], size: int) -> list[list[int]]:
@@ -65,14 +67,15 @@ def run_source(role: UNetRole, plan: KeyframePlan, state: PassState, meter: Mete
     tokens = {layer: torch.cat(parts) for layer, parts in kf_tokens.items()}
 
     state.capture_qk = False
-    nn = [] if want_nn else None
+    nn_parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
     past, future = torch.as_tensor(plan.past, device=x.device), torch.as_tensor(plan.future, device=x.device)
     for frames in chunks(plan.others, batch_size):
         call(frames)
-        if want_nn:
-            nn.append({layer: (nearest_tokens(tok, tokens[layer], past[frames]).to(index_int_dtype(tok.shape[1])),
-                               nearest_tokens(tok, tokens[layer], future[frames]).to(index_int_dtype(tok.shape[1])))
-                       for layer, tok in state.tokens.items()})
+        for layer, tok in state.tokens.items():
+            kind = index_int_dtype(tok.shape[1])
+            nn_parts.setdefault(layer, []).append(
+                (nearest_tokens(tok, tokens[layer], past[frames]).to(kind),
+                 nearest_tokens(tok, tokens[layer], future[frames]).to(kind)))
     state.reset_captures()
     state.capture_tokens = state.capture_conv = False
 
@@ -84,4 +87,6 @@ def run_source(role: UNetRole, plan: KeyframePlan, state: PassState, meter: Mete
             conv_all[frames] = feature
     qk = {layer: (torch.cat([q for q, _ in parts]), torch.cat([k for _, k in parts]))
           for layer, parts in kf_qk.items()} if want_qk else None
+    nn = {layer: (torch.cat([p for p, _ in parts]), torch.cat([f for _, f in parts]))
+          for layer, parts in nn_parts.items()} if want_nn else None
     return SourceStep(eps, qk, conv_all, nn)

@@ -120,8 +120,7 @@ def unpack(parts: Sequence[Any], limits: Limits = Limits(), *, request: bool = T
     if _nbytes(parts[1]) > MAX_HEADER_BYTES:
         raise ProtocolError("too_large", f"the header is larger than {MAX_HEADER_BYTES} bytes.")
     try:
-        header = msgpack.unpackb(_bytes(parts[1]), raw=False, strict_map_key=True, use_list=True,
-                                 max_buffer_size=MAX_HEADER_BYTES)
+        header = msgpack.unpackb(_bytes(parts[1]), raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # msgpack raises several types for malformed input
         raise ProtocolError("bad_message", f"the header is not valid msgpack ({type(exc).__name__}).") from None
     if not isinstance(header, dict):

@@ -205,3 +205,28 @@ def test_sd21_base_preset_has_real_shapes_and_runs_one_step():
     with torch.no_grad():
         out = unet(torch.randn(1, 4, 64, 64), 981, encoder_hidden_states=torch.randn(1, 77, 1024)).sample
     assert out.shape == (1, 4, 64, 64)
+
+
+def test_reedit_reuses_the_inversion(tiny_editor, clip16):
+    s = Settings(steps=4)
+    inv = tiny_editor.invert(clip16, s)
+    fresh = tiny_editor.edit(clip16, "blonde hair", s)
+    again = tiny_editor.edit(clip16, "blonde hair", s, inversion=inv)
+    assert again.stats["inversion_reused"] and "inversion" not in again.stats["unet_evals"]
+    assert again.stats["unet_evals"]["per_frame"] == 2 * 4
+    assert all(np.array_equal(a, b) for a, b in zip(fresh.frames, again.frames))
+    # other batching still reuses it; other steps do not
+    tiny_editor.edit(clip16, "add glasses", s.replace(batch_size=3), inversion=inv)
+    with pytest.raises(UserError, match="invert again"):
+        tiny_editor.edit(clip16, "add glasses", s.replace(steps=5), inversion=inv)
+
+
+def test_long_clip_uses_windowed_keyframe_attention(tiny_editor):
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(60)]
+    s = Settings(steps=2, keyframe_interval=4, keyframe_window=2, keyframe_anchors=1, batch_size=16)
+    from engine.keyframes import plan_keyframes as plan
+
+    assert len(plan(60, s).attention_groups) > 1
+    out = tiny_editor.edit(frames, "add glasses", s)
+    assert len(out.frames) == 60 and out.stats["unet_evals"]["per_frame"] == 3 * 2

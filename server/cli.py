@@ -1,0 +1,160 @@
+"""Subcommands `serve` and `keys`, and `edit --engine ADDR`, registered into the `ipfacediff` CLI.
+
+In: argparse subparsers (from engine.cli). Out: `serve` runs the engine until SHUTDOWN or a
+signal (exit 0; 2 with one sentence for bad configuration, checked before any model loads);
+`keys` writes CURVE key files; `edit --engine` runs the edit through a running engine and
+writes the same files as the in-process edit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from engine.errors import UserError
+from server import protocol as P
+
+DEFAULT_BIND = "tcp://127.0.0.1:5555"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="run the engine: models stay loaded, clients talk ZeroMQ (docs/protocol.md)")
+    serve.add_argument("--bind", default=DEFAULT_BIND, help=f"ZeroMQ endpoint (default {DEFAULT_BIND}); any "
+                       "non-loopback tcp address requires --keys")
+    model = serve.add_mutually_exclusive_group()
+    model.add_argument("--preset", help="random-weight architecture preset: tiny, tiny-v, sd21-base")
+    model.add_argument("--model", help="hub id, diffusers folder or .safetensors/.ckpt file")
+    serve.add_argument("--model-config", help="diffusers config for a single checkpoint file")
+    serve.add_argument("--identity-model", help="ε1: LoRA adapter or UNet folder")
+    serve.add_argument("--direction-model", help="ε2: LoRA adapter or UNet folder")
+    serve.add_argument("--device", default="auto")
+    serve.add_argument("--dtype", default="auto")
+    serve.add_argument("--state-dir", type=Path, default=Path.home() / ".cache" / "ipfacediff" / "engine",
+                       help="job table, inputs and results (survive restarts)")
+    serve.add_argument("--media-root", action="append", default=[], metavar="DIR",
+                       help="folder clients may name in paths (repeatable); none: inline frames only")
+    serve.add_argument("--keys", type=Path, help="folder from `ipfacediff keys`: server key pair and clients/ allow-list")
+    serve.add_argument("--curve", action="store_true", help="require CURVE even on a loopback/ipc bind")
+    serve.add_argument("--cache-bytes", type=int, default=2 * 1024 ** 3, help="inversion cache budget (bytes)")
+    serve.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
+    serve.add_argument("--no-fsync", action="store_true", help="skip fsync of results (tmpfs, benchmarks)")
+    for name in ("max_parts", "max_part_bytes", "max_message_bytes", "max_frames", "max_side", "max_queue"):
+        serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(P.Limits(), name))
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="create CURVE keys: the engine's pair and one pair per allowed client")
+    keys.add_argument("--dir", type=Path, required=True)
+    keys.add_argument("--client", action="append", default=[], help="client name (repeatable)")
+    keys.set_defaults(func=cmd_keys)
+
+    edit = sub.choices.get("edit")
+    if edit is not None:
+        edit.add_argument("--engine", metavar="ADDR", help="run the edit through a running engine (ipfacediff serve)")
+        edit.add_argument("--engine-keys", type=Path, help="keys folder for a CURVE engine")
+        in_process = edit.get_default("func")
+        edit.set_defaults(func=lambda a: cmd_edit_remote(a) if a.engine else in_process(a))
+
+
+def check_bind(bind: str, keys: Path | None, curve: bool) -> None:
+    """Refuse (before anything is loaded or bound) a non-local bind, or --curve, without usable keys."""
+    if not (curve or not P.endpoint_is_local(bind)):
+        return
+    why = f"binding {bind} (not loopback or ipc://)" if not P.endpoint_is_local(bind) else "--curve"
+    if keys is None:
+        raise UserError(f"{why} requires CURVE keys and a client allow-list; create them with "
+                        "`ipfacediff keys --dir KEYS --client NAME` and pass --keys KEYS.")
+    if not (keys / "server.key_secret").is_file() or not any((keys / "clients").glob("*.key")):
+        raise UserError(f"{keys} lacks server.key_secret or clients/*.key; run `ipfacediff keys --dir {keys} "
+                        "--client NAME`.")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    check_bind(args.bind, args.keys, args.curve)
+    for root in args.media_root:
+        if not Path(root).is_dir():
+            raise UserError(f"the media root {root} is not a folder.")
+    from engine.editor import Editor
+    from server.service import Options, Service
+
+    limits = P.Limits(**{n: getattr(args, n) for n in ("max_parts", "max_part_bytes", "max_message_bytes",
+                                                       "max_frames", "max_side", "max_queue")})
+    opts = Options(bind=args.bind, state_dir=args.state_dir, media_roots=args.media_root, limits=limits,
+                   cache_bytes=args.cache_bytes, keys_dir=args.keys, curve=args.curve, heartbeat_s=args.heartbeat,
+                   fsync=not args.no_fsync)
+    editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
+                    identity=args.identity_model, direction=args.direction_model, device=args.device,
+                    dtype=args.dtype, model_config=args.model_config)
+    service = Service(editor, opts)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop())
+    try:
+        service.run()
+    except Exception as exc:
+        import zmq
+
+        if isinstance(exc, zmq.ZMQError):
+            raise UserError(f"cannot bind {args.bind}: {exc}.") from None
+        raise
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from server.security import create_keys
+
+    made = create_keys(args.dir, args.client)
+    for path in made:
+        print(path)
+    print(f"engine: ipfacediff serve --keys {args.dir} ...; clients use {args.dir}/server.key and their "
+          f"clients/NAME.key_secret (copy only those to the client).", file=sys.stderr)
+    return 0
+
+
+def client_for(address: str, keys: Path | None):
+    from server.client import Client
+    from server.security import load_client_keys
+
+    curve = load_client_keys(keys) if keys else None
+    return Client(address, curve=curve)
+
+
+def cmd_edit_remote(args: argparse.Namespace) -> int:
+    """`edit --engine`: read frames here, send them inline, write the returned frames exactly as in-process."""
+    from engine.cli import Log, atomic_write_text, parse_range, settings_from_args
+    from engine.io import read_frames, write_frames
+
+    if args.preset or args.model or args.identity_model or args.direction_model:
+        raise UserError("--engine uses the engine's loaded model; drop --preset/--model/--identity-model/"
+                        "--direction-model.")
+    if not args.prompt.strip():
+        raise UserError("the prompt is empty; say what to change, e.g. --prompt 'add glasses'.")
+    settings = settings_from_args(args)
+    clip = read_frames(args.input, parse_range(args.frames))
+    with client_for(args.engine, args.engine_keys) as client:
+        log = Log(client.info.get("random_weights", False))
+        log(f"engine {args.engine}: model {client.info.get('model')} on {client.info.get('device')}")
+        accepted = client.submit(args.prompt, frames=clip.frames, settings=settings)
+        job = accepted["job"]
+
+        def show(ev: dict) -> None:
+            if not args.quiet and ev["type"] == "PROGRESS":
+                log(f"{ev['stage']} step {ev['step']} {ev['fraction'] * 100:3.0f}%")
+
+        final = client.wait(job, on_event=show)
+        result = client.result(job)
+        if result.status != P.DONE:
+            raise UserError(f"the engine did not finish job {job}: {final.get('error') or result.reason}")
+        client.release(job)
+    paths = write_frames(result.frames, args.out, start=clip.first, fmt=args.format, video=args.video,
+                         fps=clip.fps or 24.0)
+    marker = args.out / "RANDOM_WEIGHTS.txt"
+    if client.info.get("random_weights"):
+        atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")
+    elif marker.exists():
+        marker.unlink()
+    if args.stats:
+        atomic_write_text(args.stats, json.dumps(result.stats, indent=2, default=str))
+    log(f"wrote {len(paths)} frames to {args.out} via the engine")
+    return 0

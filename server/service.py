@@ -1,0 +1,401 @@
+"""The engine process's I/O loop: a ROUTER socket answering every request while the worker runs jobs.
+
+In: a loaded editor (anything with `.edit` and `.models`), a bind address, a state dir and
+options. Out: replies and events on the socket until SHUTDOWN or `stop()`. Threads: this
+loop (owns the ROUTER), one I/O thread (SUBMIT ingest and RESULT reads, which touch disk)
+and the worker; the other two hand finished messages back over an inproc PUSH/PULL pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from engine.errors import UserError
+from engine.settings import Settings
+from server import protocol as P
+from server.cache import InversionCache
+from server.jobs import Job, JobStore
+from server.security import ZAP_DOMAIN, MediaRoots, load_server_keys, start_authenticator
+from server.worker import Worker
+
+ENGINE_VERSION = "0.1.0"
+CAPABILITIES = ["inline_frames", "path_io", "preview", "cancel_running", "inversion_cache", "result_paging",
+                "persistence", "retry"]
+
+
+@dataclass
+class Options:
+    bind: str = "tcp://127.0.0.1:5555"
+    state_dir: Path = Path("ipfacediff-state")
+    media_roots: list[str] = field(default_factory=list)
+    limits: P.Limits = field(default_factory=P.Limits)
+    cache_bytes: int = 2 * 1024 ** 3
+    keys_dir: Path | None = None
+    curve: bool = False
+    heartbeat_s: float = 1.0
+    peer_ttl_s: float = 60.0
+    fsync: bool = True
+    sndhwm: int = 64
+    rcvhwm: int = 64
+
+
+def job_info(store: JobStore, job: Job) -> dict[str, Any]:
+    """The public view of one job (docs/protocol.md, JobInfo)."""
+    with store.lock:
+        return {"id": job.id, "kind": job.kind, "state": job.state, "position": store.position(job),
+                "created": job.created, "started": job.started, "finished": job.finished,
+                "attempts": job.attempts, "cancel_requested": job.cancel.is_set(), "code": job.code,
+                "error": job.error, "progress": dict(job.progress) or None}
+
+
+def fingerprint(header: dict[str, Any]) -> str:
+    """Identity of a submission for resend detection: everything but the request id and delivery flags."""
+    body = {k: v for k, v in header.items() if k not in ("id", "retry", "events")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class Service:
+    def __init__(self, editor: Any, options: Options, log=None):
+        self.editor, self.opt = editor, options
+        self.log = log or (lambda msg: print(f"ipfacediff engine: {msg}", file=sys.stderr, flush=True))
+        self.limits = options.limits
+        models = editor.models
+        self.model_identity = models.identity_string
+        self.random_weights = bool(models.random_weights)
+        self.device, self.dtype = str(models.device), str(models.dtype).removeprefix("torch.")
+        self.roots = MediaRoots(options.media_roots)
+        options.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(options.state_dir, fsync=options.fsync)
+        self.cache = InversionCache(options.cache_bytes)
+        self.token = self._write_token(options.state_dir)
+        self.ctx = zmq.Context()
+        self.outbox = f"inproc://ipfacediff-out-{id(self)}"
+        self.io_jobs: queue.Queue = queue.Queue()
+        self.peers: dict[bytes, float] = {}
+        self.stopping = threading.Event()
+        self.auth = None
+        self.endpoint: str | None = None
+        self.ready = threading.Event()
+        self._local = threading.local()
+
+    @staticmethod
+    def _write_token(state_dir: Path) -> str:
+        token = secrets.token_hex(16)
+        path = state_dir / "shutdown.token"
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
+        os.replace(path.with_suffix(".tmp"), path)
+        return token
+
+    # --- sockets -----------------------------------------------------------------------
+    def _router(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.SNDHWM, self.opt.sndhwm)
+        sock.setsockopt(zmq.RCVHWM, self.opt.rcvhwm)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_part_bytes)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 10000)
+        if self.opt.curve or not P.endpoint_is_local(self.opt.bind):
+            if self.opt.keys_dir is None:
+                raise UserError(f"binding {self.opt.bind} needs CURVE keys; create them with `ipfacediff keys "
+                                "--dir KEYS --client NAME` and pass --keys KEYS.")
+            public, secret = load_server_keys(self.opt.keys_dir)
+            self.auth = start_authenticator(self.ctx, self.opt.keys_dir / "clients")
+            sock.curve_server = True
+            sock.curve_publickey, sock.curve_secretkey = public, secret
+            sock.zap_domain = ZAP_DOMAIN.encode()
+        sock.bind(self.opt.bind)
+        self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return sock
+
+    def _push(self) -> zmq.Socket:
+        """This thread's PUSH socket to the I/O loop (one per thread: zmq sockets are not thread-safe)."""
+        sock = getattr(self._local, "push", None)
+        if sock is None:
+            sock = self.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.outbox)
+            self._local.push = sock
+        return sock
+
+    def emit(self, identities: list[bytes], header: dict[str, Any], buffers: list[Any]) -> None:
+        """Thread-safe: queue one message to each identity (sent by the loop, never blocking it)."""
+        parts = P.pack(header, buffers)
+        push = self._push()
+        for ident in identities:
+            push.send_multipart([ident, *parts], copy=False)
+
+    def reply(self, ident: bytes, header: dict[str, Any], buffers: list[Any] = ()) -> None:
+        self.emit([ident], header, list(buffers))
+
+    # --- main loop ---------------------------------------------------------------------
+    def run(self) -> None:
+        router = self._router()
+        inbox = self.ctx.socket(zmq.PULL)
+        inbox.bind(self.outbox)
+        self.worker = Worker(self.store, self.editor, self.cache, self.roots, self.emit, self.model_identity,
+                             self.random_weights)
+        self.worker.start()
+        io = threading.Thread(target=self._io_loop, name="ipfacediff-io", daemon=True)
+        io.start()
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(inbox, zmq.POLLIN)
+        self.log(f"ready on {self.endpoint} (model {self.model_identity} on {self.device}; "
+                 f"{len(self.store.queue)} queued job(s) recovered)")
+        self.ready.set()
+        next_beat = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                events = dict(poller.poll(timeout=max(0, int((next_beat - time.monotonic()) * 1000))))
+                if inbox in events:
+                    for _ in range(256):  # forward what the threads produced, bounded per turn
+                        try:
+                            parts = inbox.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._send(router, parts)
+                if router in events:
+                    for _ in range(64):
+                        try:
+                            parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(parts)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.opt.heartbeat_s
+                    self._heartbeat()
+        finally:
+            self._shutdown(router, inbox)
+
+    def _send(self, router: zmq.Socket, parts: list[Any]) -> None:
+        try:
+            router.send_multipart(parts, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            pass  # the peer is at its high-water mark: events are lossy, replies are re-requested
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                self.peers.pop(parts[0].bytes if hasattr(parts[0], "bytes") else parts[0], None)
+            else:
+                raise
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        self.peers = {p: t for p, t in self.peers.items() if now - t < self.opt.peer_ttl_s}
+        if not self.peers:
+            return
+        running = self.store.running
+        beat = {"type": "HEARTBEAT", "time": time.time(), "busy": running is not None, "job": running,
+                "worker_beat_age_s": round(now - self.worker.beat, 3), "queued": len(self.store.queue)}
+        self.emit(list(self.peers), beat, [])
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _shutdown(self, router: zmq.Socket, inbox: zmq.Socket) -> None:
+        self.worker.stopping.set()
+        self.worker.join(timeout=60)
+        self.io_jobs.put(None)
+        router.close(linger=0)
+        inbox.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
+        self.store.close()  # the context is left to process exit: other threads' PUSH sockets may linger
+
+    # --- requests ----------------------------------------------------------------------
+    def _handle(self, parts: list[Any]) -> None:
+        ident = parts[0].bytes
+        self.peers[ident] = time.monotonic()
+        re_ = None
+        try:
+            msg = P.unpack(parts[1:], self.limits)
+            re_ = msg.header["id"]
+            getattr(self, "_on_" + msg.type.lower())(ident, msg)
+        except P.ProtocolError as exc:
+            self.reply(ident, P.error(exc.code, exc.message, exc.re if exc.re is not None else re_))
+        except UserError as exc:
+            self.reply(ident, P.error("user_error", str(exc), re_))
+        except Exception as exc:  # never let one request take the loop down
+            self.log(f"internal error answering a request: {type(exc).__name__}: {exc}")
+            self.reply(ident, P.error("internal", f"internal error ({type(exc).__name__}).", re_))
+
+    def _job(self, job_id: str) -> Job:
+        job = self.store.jobs.get(job_id)
+        if job is None:
+            raise P.ProtocolError("unknown_job", f"no job {job_id!r} is known to this engine.")
+        return job
+
+    def _on_hello(self, ident: bytes, msg: P.Message) -> None:
+        common = sorted(set(msg.header["versions"]) & set(P.SUPPORTED_VERSIONS))
+        if not common:
+            raise P.ProtocolError("bad_version", f"no common protocol version; this engine speaks "
+                                                 f"{list(P.SUPPORTED_VERSIONS)}.")
+        self.reply(ident, {"type": "HELLO", "re": msg.header["id"], "version": common[-1],
+                           "engine_version": ENGINE_VERSION, "capabilities": CAPABILITIES,
+                           "model": self.model_identity, "random_weights": self.random_weights,
+                           "device": self.device, "dtype": self.dtype, "limits": self.limits.to_dict(),
+                           "heartbeat_s": self.opt.heartbeat_s, "media_roots": bool(self.roots.roots)})
+
+    def _on_submit(self, ident: bytes, msg: P.Message) -> None:
+        h = msg.header
+        if ("frames" in h) == ("input" in h):
+            raise P.ProtocolError("bad_field", f"{h['type']} needs exactly one of 'frames' (inline) or 'input' (a path).")
+        P.check_frames(h.get("frames"), msg.buffers, self.limits)
+        try:
+            Settings.from_dict(h.get("settings") or {})
+        except UserError as exc:
+            raise P.ProtocolError("bad_settings", str(exc)) from None
+        if "input" in h:
+            self.roots.resolve(h["input"]["path"])
+        output = h.get("output") or {"mode": "inline"}
+        if output["mode"] == "path":
+            self.roots.resolve(output["dir"], for_output=True)
+            if output.get("video"):
+                self.roots.resolve(output["video"], for_output=True)
+        self.io_jobs.put(("submit", ident, msg))
+
+    _on_preview = _on_submit
+
+    def _on_status(self, ident: bytes, msg: P.Message) -> None:
+        job = self.store.jobs.get(msg.header["job"])
+        if job is not None and msg.header.get("watch"):
+            with self.store.lock:
+                job.watchers.add(ident)
+        info = job_info(self.store, job) if job else {"id": msg.header["job"], "state": "unknown"}
+        self.reply(ident, {"type": "STATE", "re": msg.header["id"], "job": info})
+
+    def _on_list(self, ident: bytes, msg: P.Message) -> None:
+        with self.store.lock:
+            jobs = sorted(self.store.jobs.values(), key=lambda j: j.seq)[-1000:]
+            body = {"type": "LIST", "re": msg.header["id"], "running": self.store.running,
+                    "queue": list(self.store.queue), "jobs": [job_info(self.store, j) for j in jobs],
+                    "cache": self.cache.info()}
+        self.reply(ident, body)
+
+    def _on_cancel(self, ident: bytes, msg: P.Message) -> None:
+        job = self._job(msg.header["job"])
+        self.store.cancel(job)
+        info = job_info(self.store, job)
+        self.reply(ident, {"type": "STATE", "re": msg.header["id"], "job": info})
+        if job.state == "cancelled":
+            self.emit([w for w in job.watchers if w != ident], {"type": "STATE", "job": info}, [])
+
+    def _on_result(self, ident: bytes, msg: P.Message) -> None:
+        self.io_jobs.put(("result", ident, msg))
+
+    def _on_release(self, ident: bytes, msg: P.Message) -> None:
+        job = self._job(msg.header["job"])
+        if job.state in ("queued", "running"):
+            raise P.ProtocolError("job_active", f"job {job.id!r} is {job.state}; cancel it before releasing it.")
+        freed = self.store.release(job)
+        self.reply(ident, {"type": "RELEASED", "re": msg.header["id"], "job": job.id, "freed_bytes": freed})
+
+    def _on_heartbeat(self, ident: bytes, msg: P.Message) -> None:
+        self.reply(ident, {"type": "HEARTBEAT", "re": msg.header["id"], "time": time.time(),
+                           "busy": self.store.running is not None, "job": self.store.running,
+                           "worker_beat_age_s": round(time.monotonic() - self.worker.beat, 3),
+                           "queued": len(self.store.queue)})
+
+    def _on_shutdown(self, ident: bytes, msg: P.Message) -> None:
+        if not secrets.compare_digest(msg.header["token"].encode(), self.token.encode()):
+            raise P.ProtocolError("unauthorised", "SHUTDOWN needs the token from <state-dir>/shutdown.token.")
+        self.reply(ident, {"type": "OK", "re": msg.header["id"]})
+        self.log("shutdown requested")
+        threading.Timer(0.2, self.stop).start()  # let the reply leave first
+
+    # --- disk-touching requests (I/O thread) ----------------------------------------------
+    def _io_loop(self) -> None:
+        while True:
+            item = self.io_jobs.get()
+            if item is None:
+                return
+            what, ident, msg = item
+            try:
+                (self._ingest if what == "submit" else self._result)(ident, msg)
+            except P.ProtocolError as exc:
+                self.reply(ident, P.error(exc.code, exc.message, msg.header["id"]))
+            except Exception as exc:
+                self.log(f"internal error in {what}: {type(exc).__name__}: {exc}")
+                self.reply(ident, P.error("internal", f"internal error ({type(exc).__name__}: {exc}).",
+                                          msg.header["id"]))
+
+    def _ingest(self, ident: bytes, msg: P.Message) -> None:
+        h = msg.header
+        kind = "preview" if h["type"] == "PREVIEW" else "edit"
+        fp = fingerprint(h)
+        old = self.store.jobs.get(h["job"])
+        if old is not None and not (h.get("retry") and old.state in ("failed", "cancelled", "interrupted")):
+            if old.fingerprint != fp:
+                raise P.ProtocolError("conflict", f"job id {h['job']!r} is already used by a different request; "
+                                                  "choose a new id.")
+            with self.store.lock:
+                if h.get("events", True):
+                    old.watchers.add(ident)
+            info = job_info(self.store, old)
+            self.reply(ident, {"type": "ACCEPTED", "re": h["id"], "job": old.id, "duplicate": True,
+                               "state": info["state"], "position": info["position"]})
+            return
+        if len(self.store.queue) >= self.limits.max_queue:
+            raise P.ProtocolError("queue_full", f"the queue holds {self.limits.max_queue} jobs; try again later.")
+        request = {k: v for k, v in h.items() if k not in ("id", "retry", "events")}
+        inputs = [p.buffer if hasattr(p, "buffer") else p for p in msg.buffers] if "frames" in h else None
+        if old is not None and inputs is None and old.fingerprint == fp:
+            inputs = None  # a retry of a path job re-reads the path
+        job = self.store.add(h["job"], kind, fp, request, inputs, retry_of=old)
+        with self.store.lock:
+            if h.get("events", True):
+                job.watchers.add(ident)
+        self.reply(ident, {"type": "ACCEPTED", "re": h["id"], "job": job.id, "duplicate": False,
+                           "state": "queued", "position": self.store.position(job)})
+
+    def _result(self, ident: bytes, msg: P.Message) -> None:
+        h = msg.header
+        job = self.store.jobs.get(h["job"])
+        body: dict[str, Any] = {"type": "RESULT", "re": h["id"], "job": h["job"]}
+        if job is None:
+            self.reply(ident, body | {"status": P.UNKNOWN, "state": "unknown",
+                                      "reason": "no such job (never submitted, or released)."})
+            return
+        body |= {"status": P.result_status(job.state), "state": job.state}
+        if job.state != "done":
+            body |= {"code": job.code, "reason": job.error, "progress": dict(job.progress) or None}
+            self.reply(ident, body)
+            return
+        out = job.result or {}
+        body |= {"stats": job.stats, "output": {k: v for k, v in out.items() if k != "frames"}}
+        if out.get("mode") != "inline":
+            self.reply(ident, body)
+            return
+        desc = out["frames"]
+        total, size = desc["count"], P.frame_bytes(desc)
+        offset = h.get("offset", 0)
+        count = min(h.get("count", total), max(total - offset, 0))
+        if h.get("pixels", True) and count * size + 4096 > self.limits.max_message_bytes:
+            most = max(1, (self.limits.max_message_bytes - 4096) // size)
+            raise P.ProtocolError("too_large", f"{count} frames do not fit one reply; ask for at most {most} "
+                                               "per RESULT with offset/count.")
+        buffers = []
+        if h.get("pixels", True) and count > 0:
+            with open(self.store.folder(job.id) / "result.raw", "rb") as f:
+                f.seek(offset * size)
+                for _ in range(count):
+                    buf = bytearray(size)
+                    f.readinto(buf)
+                    buffers.append(buf)
+        body["output"] |= {"frames": {**desc, "count": len(buffers)}, "offset": offset, "total": total}
+        self.reply(ident, body, buffers)

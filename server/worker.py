@@ -1,0 +1,190 @@
+"""The one GPU worker thread: runs queued jobs in order through `Editor.edit`.
+
+In: the `JobStore` queue, a loaded editor, the inversion cache, media roots, and `emit(ids,
+header, buffers)` (thread-safe hand-off to the I/O loop). Out: results written atomically
+under the job folder (inline) or into the requested output folder (path), the job row
+finished (done / failed / cancelled / interrupted), PROGRESS and STATE events to watchers.
+Progress events come from the engine's step callback, so they double as the worker's heartbeat.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+from engine.errors import Cancelled, UserError
+from engine.settings import Settings
+from server import cache as cache_mod
+from server.jobs import Job, JobStore, write_atomic
+from server.protocol import DTYPES, ProtocolError, describe
+
+Emit = Callable[[list[bytes], dict[str, Any], list[Any]], None]
+
+
+def run_edit(editor: Any, frames: list[np.ndarray], prompt: str, settings: Settings, progress, cancel,
+             inversion: Any) -> tuple[Any, Any]:
+    """`editor.edit` that also returns the Inversion it used or made (for the cache).
+
+    Uses `EditResult.inversion` when the engine provides it; until then it captures the
+    return value of `engine.editor.invert` for the duration of the call (one worker thread).
+    """
+    import engine.editor as ed
+
+    if "inversion" in getattr(ed.EditResult, "__dataclass_fields__", {}):
+        result = editor.edit(frames, prompt, settings, progress=progress, cancel=cancel, inversion=inversion)
+        return result, result.inversion
+    captured: list[Any] = []
+    original = ed.invert
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        captured.append(original(*args, **kwargs))
+        return captured[-1]
+
+    ed.invert = capture
+    try:
+        result = editor.edit(frames, prompt, settings, progress=progress, cancel=cancel, inversion=inversion)
+    finally:
+        ed.invert = original
+    return result, (captured[-1] if captured else inversion)
+
+
+class Worker(threading.Thread):
+    def __init__(self, store: JobStore, editor: Any, cache: cache_mod.InversionCache, roots: Any, emit: Emit,
+                 model_identity: str, random_weights: bool):
+        super().__init__(name="ipfacediff-worker", daemon=True)
+        self.store, self.editor, self.cache, self.roots, self.emit = store, editor, cache, roots, emit
+        self.model_identity, self.random_weights = model_identity, random_weights
+        self.stopping = threading.Event()
+        self.beat = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.beat = time.monotonic()
+            job = self.store.next(timeout=0.5)
+            if job is not None:
+                self.run_job(job)
+
+    def watchers(self, job: Job) -> list[bytes]:
+        with self.store.lock:
+            return list(job.watchers)
+
+    def state_event(self, job: Job, info: dict[str, Any]) -> None:
+        self.emit(self.watchers(job), {"type": "STATE", "job": info}, [])
+
+    # --- one job -------------------------------------------------------------------------
+    def run_job(self, job: Job) -> None:
+        from server.service import job_info  # circular at import time only
+
+        self.state_event(job, job_info(self.store, job))
+        try:
+            frames, alpha, first, in_dtype = self.load_inputs(job)
+            settings = Settings.from_dict(job.request.get("settings") or {})
+            if job.kind == "preview":
+                index = job.request.get("frame", 0)
+                if index >= len(frames):
+                    raise UserError(f"preview frame {index} is outside the clip of {len(frames)} frame(s).")
+                frames = [frames[index]]
+                alpha = [alpha[index]] if alpha is not None else None
+                settings = settings.replace(keyframes=None)
+            key = cache_mod.key(frames, settings, self.model_identity)
+            cached = self.cache.get(key)
+            result, inversion = run_edit(self.editor, frames, job.request["prompt"], settings,
+                                         self.progress_callback(job, len(frames)), self.cancel_check(job), cached)
+            if cached is None and inversion is not None:
+                self.cache.put(key, inversion)
+            stats = dict(result.stats)
+            stats["inversion_cache"] = "hit" if cached is not None else "miss"
+            stats["cache"] = self.cache.info()
+            out = self.write_outputs(job, result.frames, alpha, first, in_dtype)
+            self.store.finish(job, "done", result=out, stats=stats)
+        except Cancelled:
+            if self.stopping.is_set():
+                self.store.finish(job, "interrupted", code="interrupted",
+                                  error="the engine shut down while this job was running; resubmit it with retry.")
+            else:
+                self.store.finish(job, "cancelled", code="cancelled", error="the job was cancelled while running.")
+        except ProtocolError as exc:
+            self.store.finish(job, "failed", code=exc.code, error=exc.message)
+        except UserError as exc:
+            self.store.finish(job, "failed", code="user_error", error=str(exc))
+        except Exception as exc:  # a bug: keep serving, report it on the job
+            traceback.print_exc(file=sys.stderr)
+            self.store.finish(job, "failed", code="internal", error=f"internal error ({type(exc).__name__}: {exc}).")
+        self.state_event(job, job_info(self.store, job))
+
+    def load_inputs(self, job: Job) -> tuple[list[np.ndarray], list[np.ndarray] | None, int, np.dtype]:
+        """RGB frames, alpha planes (RGBA input) or None, first frame number, input dtype."""
+        req = job.request
+        if "frames" in req:
+            desc = req["frames"]
+            raw = np.fromfile(self.store.folder(job.id) / "input.raw", dtype=np.dtype(DTYPES[desc["dtype"]][1]))
+            stack = raw.reshape([desc["count"], *desc["shape"]])
+            frames = [stack[i, :, :, :3] for i in range(len(stack))]
+            alpha = [stack[i, :, :, 3] for i in range(len(stack))] if desc["shape"][2] == 4 else None
+            return frames, alpha, 0, stack.dtype
+        from engine.io import read_frames
+
+        path = self.roots.resolve(req["input"]["path"])
+        rng = req["input"].get("range")
+        clip = read_frames(path, tuple(rng) if rng else None)
+        return clip.frames, None, clip.first, clip.frames[0].dtype
+
+    def write_outputs(self, job: Job, frames: list[np.ndarray], alpha: list[np.ndarray] | None, first: int,
+                      in_dtype: np.dtype) -> dict[str, Any]:
+        output = job.request.get("output") or {"mode": "inline"}
+        if output["mode"] == "inline":
+            out = [np.ascontiguousarray(self._as_dtype(f, in_dtype)) for f in frames]
+            if alpha is not None:
+                out = [np.dstack([f, a]) for f, a in zip(out, alpha)]
+            write_atomic(self.store.folder(job.id) / "result.raw", (memoryview(f).cast("B") for f in out),
+                         self.store.fsync)
+            return {"mode": "inline", "frames": describe(out)}
+        from engine.io import write_frames
+
+        out_dir = self.roots.resolve(output["dir"], for_output=True)
+        video = self.roots.resolve(output["video"], for_output=True) if output.get("video") else None
+        paths = write_frames(frames, out_dir, start=output.get("start", first), fmt=output.get("format", "png"),
+                             video=video, fps=24.0)
+        marker = out_dir / "RANDOM_WEIGHTS.txt"
+        if self.random_weights:
+            write_atomic(marker, [b"These frames were made by a model with random weights: noise, not an edit.\n"])
+        elif marker.exists():
+            marker.unlink()
+        return {"mode": "path", "dir": str(out_dir), "paths": [str(p) for p in paths]}
+
+    @staticmethod
+    def _as_dtype(frame: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        if frame.dtype == dtype:
+            return frame
+        if dtype.kind == "f":
+            return frame.astype(dtype)
+        top = np.iinfo(dtype).max
+        return np.clip(np.rint(frame.astype(np.float32) * top), 0, top).astype(dtype)
+
+    def cancel_check(self, job: Job) -> Callable[[], bool]:
+        return lambda: job.cancel.is_set() or self.stopping.is_set()
+
+    def progress_callback(self, job: Job, n_frames: int) -> Callable[[str, int, float], None]:
+        started = time.monotonic()
+        steps = Settings.from_dict(job.request.get("settings") or {}).steps
+        last_sent = [0.0, ""]
+
+        def update(stage: str, step: int, fraction: float) -> None:
+            now = time.monotonic()
+            self.beat = now
+            elapsed = now - started
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
+            job.progress = {"stage": stage, "step": step, "steps": steps, "fraction": round(fraction, 4),
+                            "frames": n_frames, "frames_done": n_frames if stage == "done" else 0,
+                            "elapsed_s": round(elapsed, 3), "eta_s": round(eta, 3) if eta is not None else None}
+            if now - last_sent[0] < 0.05 and stage == last_sent[1] and fraction < 1.0:
+                return  # at most ~20 events a second per job, but every stage change and the end
+            last_sent[:] = [now, stage]
+            self.emit(self.watchers(job), {"type": "PROGRESS", "job": job.id, "state": "running", **job.progress}, [])
+
+        return update
