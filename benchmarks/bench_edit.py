@@ -85,10 +85,6 @@ def machine() -> dict:
         info["diffusers"] = diffusers.__version__
     except ImportError:
         pass
-    try:
-        info["loadavg_1m"] = os.getloadavg()[0]
-    except OSError:
-        pass
     if torch.cuda.is_available():
         info["cuda_device"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
@@ -237,10 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine()
+    busy0, own0 = system_busy_seconds(), own_cpu_seconds()
+    time.sleep(1.0)
+    if busy0 is not None:
+        info["other_processes_cores_at_start"] = round(
+            max(system_busy_seconds() - busy0 - (own_cpu_seconds() - own0), 0.0), 2)
+        if info["other_processes_cores_at_start"] > 0.2:
+            print(f"WARNING: other processes are using {info['other_processes_cores_at_start']:.2f} of "
+                  f"{info['cores']} cores; timings will be inflated (see the 'other procs' column).", flush=True)
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
-    if info.get("loadavg_1m", 0.0) > 0.5 * (info["cores"] or 1):
-        print(f"WARNING: the machine is busy (1-minute load {info['loadavg_1m']:.2f} on {info['cores']} cores); "
-              "timings will be inflated.", flush=True)
     t0 = time.perf_counter()
     editor = Editor(model, device=args.device, dtype=args.dtype)
     print(f"model: {editor.models.identity_string} on {editor.models.device} "

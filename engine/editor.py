@@ -35,6 +35,8 @@ MAX_PROMPT_CHARS = 1000
 class EditResult:
     frames: list[np.ndarray]
     stats: dict = field(default_factory=dict)
+    inversion: Inversion | None = None
+    """The inversion used or made; pass it back as `inversion=` to re-edit without inverting."""
 
 
 def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype]:
@@ -168,4 +170,4 @@ class Editor:
             inversion_reused=reused, cache_bytes_per_frame=inversion.store.nbytes / n,
             settings=settings.to_dict(), prompt=prompt,
         )
-        return EditResult(out, stats)
+        return EditResult(out, stats, inversion)

@@ -40,25 +40,22 @@ class Meter:
             torch.cuda.synchronize(self.device)
 
     @contextmanager
-    def stage(self, name: str):
+    def _clock(self, table: dict[str, float], key: str):
         self._sync()
         start = time.perf_counter()
         try:
             yield
         finally:
             self._sync()
-            self.seconds[name] += time.perf_counter() - start
+            table[key] += time.perf_counter() - start
 
-    @contextmanager
+    def stage(self, name: str):
+        """Wall time of a pipeline stage (`encode`, `invert`, `edit`, `decode`)."""
+        return self._clock(self.seconds, name)
+
     def timed(self, what: str):
         """Time spent inside a model call (`unet` or `vae`)."""
-        self._sync()
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._sync()
-            self.inner[what] += time.perf_counter() - start
+        return self._clock(self.inner, what)
 
     def unet(self, stage: str, unet, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor,
              step: int) -> torch.Tensor:

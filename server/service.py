@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import queue
 import secrets
@@ -33,6 +34,8 @@ from server.worker import Worker
 ENGINE_VERSION = "0.1.0"
 CAPABILITIES = ["inline_frames", "path_io", "preview", "cancel_running", "inversion_cache", "result_paging",
                 "persistence", "retry"]
+# Settings fields whose values are paths the engine reads (confined to the media roots).
+PATH_SETTINGS = ("face_models", "face_reference")
 
 
 @dataclass
@@ -260,6 +263,9 @@ class Service:
             Settings.from_dict(h.get("settings") or {})
         except UserError as exc:
             raise P.ProtocolError("bad_settings", str(exc)) from None
+        for name in PATH_SETTINGS:  # settings that name files the engine opens are confined too
+            if isinstance((h.get("settings") or {}).get(name), str):
+                self.roots.resolve(h["settings"][name])
         if "input" in h:
             self.roots.resolve(h["input"]["path"])
         output = h.get("output") or {"mode": "inline"}
@@ -391,11 +397,9 @@ class Service:
                                                "per RESULT with offset/count.")
         buffers = []
         if h.get("pixels", True) and count > 0:
+            # Zero-copy from the page cache: the frames reference the mapping until libzmq has sent them.
             with open(self.store.folder(job.id) / "result.raw", "rb") as f:
-                f.seek(offset * size)
-                for _ in range(count):
-                    buf = bytearray(size)
-                    f.readinto(buf)
-                    buffers.append(buf)
+                view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+            buffers = [view[(offset + i) * size:(offset + i + 1) * size] for i in range(count)]
         body["output"] |= {"frames": {**desc, "count": len(buffers)}, "offset": offset, "total": total}
         self.reply(ident, body, buffers)

@@ -26,33 +26,6 @@ from server.protocol import DTYPES, ProtocolError, describe
 Emit = Callable[[list[bytes], dict[str, Any], list[Any]], None]
 
 
-def run_edit(editor: Any, frames: list[np.ndarray], prompt: str, settings: Settings, progress, cancel,
-             inversion: Any) -> tuple[Any, Any]:
-    """`editor.edit` that also returns the Inversion it used or made (for the cache).
-
-    Uses `EditResult.inversion` when the engine provides it; until then it captures the
-    return value of `engine.editor.invert` for the duration of the call (one worker thread).
-    """
-    import engine.editor as ed
-
-    if "inversion" in getattr(ed.EditResult, "__dataclass_fields__", {}):
-        result = editor.edit(frames, prompt, settings, progress=progress, cancel=cancel, inversion=inversion)
-        return result, result.inversion
-    captured: list[Any] = []
-    original = ed.invert
-
-    def capture(*args: Any, **kwargs: Any) -> Any:
-        captured.append(original(*args, **kwargs))
-        return captured[-1]
-
-    ed.invert = capture
-    try:
-        result = editor.edit(frames, prompt, settings, progress=progress, cancel=cancel, inversion=inversion)
-    finally:
-        ed.invert = original
-    return result, (captured[-1] if captured else inversion)
-
-
 class Worker(threading.Thread):
     def __init__(self, store: JobStore, editor: Any, cache: cache_mod.InversionCache, roots: Any, emit: Emit,
                  model_identity: str, random_weights: bool):
@@ -93,14 +66,17 @@ class Worker(threading.Thread):
                 settings = settings.replace(keyframes=None)
             key = cache_mod.key(frames, settings, self.model_identity)
             cached = self.cache.get(key)
-            result, inversion = run_edit(self.editor, frames, job.request["prompt"], settings,
-                                         self.progress_callback(job, len(frames)), self.cancel_check(job), cached)
-            if cached is None and inversion is not None:
-                self.cache.put(key, inversion)
+            result = self.editor.edit(frames, job.request["prompt"], settings,
+                                      progress=self.progress_callback(job, len(frames)),
+                                      cancel=self.cancel_check(job), inversion=cached)
+            if cached is None:
+                self.cache.put(key, result.inversion)
             stats = dict(result.stats)
             stats["inversion_cache"] = "hit" if cached is not None else "miss"
             stats["cache"] = self.cache.info()
             out = self.write_outputs(job, result.frames, alpha, first, in_dtype)
+            job.progress = {**job.progress, "stage": "done", "fraction": 1.0, "frames": len(frames),
+                            "frames_done": len(frames), "eta_s": 0.0}
             self.store.finish(job, "done", result=out, stats=stats)
         except Cancelled:
             if self.stopping.is_set():

@@ -88,7 +88,7 @@ class MTCNNDetector:
         # there (the cost grows with the pixel count), and never enlarge it.
         scale = min(1.0, 20.0 / max(min_size, 1.0))
         image = rgb8 if scale == 1.0 else cv2.resize(rgb8, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        self._net.min_face_size = max(12, int(min_size * scale))
+        self._net.min_face_size = 14  # ~0.7 × min_size: smaller faces are seen, reported as too small
         faces = []
         for r in self._net.detect_faces(image):
             if r["confidence"] < self.threshold:

@@ -54,7 +54,7 @@ def inspect(frame) -> FrameView:
     rgb = to_float_rgb(a, layout)
     rgb8 = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     note = {"gray": "gray frame", "gray1": "gray frame", "rgba": "alpha kept", "rgb": ""}[layout]
-    if a.dtype.kind == "f" and not np.isfinite(rgb).all():
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
         note = (note + "; " if note else "") + "non-finite samples"
     return FrameView(rgb8, layout, note)
 

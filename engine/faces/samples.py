@@ -18,10 +18,10 @@ import numpy as np
 
 # Face centre (x, y) and face size (MTCNN box height, px) in each packaged photo.
 FACES = {
-    "astronaut": ((225.5, 118.5), 111.0),
-    "grace_hopper": ((265.0, 228.0), 224.0),
-    "cameraman": ((229.0, 159.5), 75.0),
-    "tom_hanks": ((56.0, 62.0), 80.0),
+    "astronaut": ((225.0, 119.0), 110.0),
+    "grace_hopper": ((270.0, 232.0), 222.0),
+    "cameraman": ((228.5, 159.0), 78.0),
+    "tom_hanks": ((98.5, 116.0), 120.0),  # in the padded 224² version `photo` returns
 }
 
 

@@ -5,8 +5,8 @@ size, the longest gap a track survives. Out: `Track`s with stable ids: per frame
 detected `Face`, and for short gaps (occlusion, motion blur, a missed detection) a face
 interpolated between the neighbours, marked as such.
 
-How: the whole frame is searched every `detect_interval` frames, and whenever a track was
-lost or none is alive; in every frame each live track (and each new candidate) is searched
+How: the whole frame is searched every `detect_interval` frames, whenever a track loses its
+face (that same frame and the next), and while none is alive; in every frame each live track (and each new candidate) is searched
 again in a small region around its constant-velocity prediction, so landmarks always come
 from the same, face-normalised scale (no jitter between full and regional passes) and the
 per-frame cost stays small on large frames. Detections are assigned to tracks by IoU with
@@ -120,9 +120,10 @@ def _nms(faces: list[Face], thresh: float = 0.5) -> list[Face]:
 
 def track(views: list[np.ndarray | None], detector: Detector, *, min_size: float, max_missed: int = 5,
           detect_interval: int = 8, min_hits: int = 3,
-          progress: Callable[[int, int], None] | None = None) -> list[Track]:
+          progress: Callable[[int, int], None] | None = None, small: list[int] | None = None) -> list[Track]:
     """Detect and track faces over a clip; see the module doc. Tracks seen in fewer than
-    `min_hits` frames (fewer on short clips) are dropped as false positives."""
+    `min_hits` frames (fewer on short clips) are dropped as false positives. `small`, when
+    given, counts per frame the faces a whole-frame pass saw below `min_size`."""
     tracks: list[Track] = []
     alive: list[Track] = []
     full_next = True
@@ -137,11 +138,24 @@ def track(views: list[np.ndarray | None], detector: Detector, *, min_size: float
             full_next = True
             continue
         guesses = [t.predict(i) for t in alive]
-        if full_next or not alive or i % detect_interval == 0:
+
+        def full_pass(known: list[Face]) -> list[Face]:
+            new = []
             for f in detector.detect(rgb8, min_size):
-                if all(iou(f.box, g.box) < MIN_IOU for g in guesses):
-                    guesses.append(f)
+                if f.size < min_size:
+                    if small is not None:
+                        small[i] += 1
+                elif all(iou(f.box, g.box) < MIN_IOU for g in known):
+                    new.append(f)
+            return new
+
+        searched = full_next or not alive or i % detect_interval == 0
+        if searched:
+            guesses += full_pass(guesses)
         found = [f for f in (detect_near(detector, rgb8, g, min_size) for g in guesses) if f is not None]
+        if not searched and len(found) < len(alive):  # a track lost its face: look everywhere now
+            extra = full_pass(found)
+            found += [f for f in (detect_near(detector, rgb8, g, min_size) for g in extra) if f is not None]
         found = _nms(found)
         full_next = False
         matched: set[int] = set()

@@ -1,0 +1,186 @@
+"""The QC report an editor looks at: a before/after contact sheet of keyframes with the
+identity distance (and warp error) over time.
+
+In: original and edited frames, the `qc` dict, an output path (.png or .html). Out: the file
+(atomically written). PNG: one figure (matplotlib, Agg backend): keyframe face crops of the
+original above the edit, each labelled with its frame number and identity distance (red when
+drifted), then identity distance per frame against the threshold with drifted frames
+shaded, then the warp error of original and edit. HTML: the same picture inline, with the
+summary and a per-frame table.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from engine.errors import UserError
+from engine.faces.crop import extract
+from engine.faces.image import to_float_rgb
+
+TILE = 200
+KEYFRAMES = 8
+
+
+def keyframes(qc: dict, n: int, count: int = KEYFRAMES) -> list[int]:
+    """Evenly spread frames that have a crop (all frames in full mode or with no face), with the
+    frame of largest identity distance always among them."""
+    boxes = {b["frame"] for b in qc.get("crop_boxes", [])}
+    pool = sorted(boxes) if boxes and qc.get("mode") == "crop" else list(range(n))
+    if not pool:
+        return []
+    pick = [pool[j] for j in np.unique(np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int))]
+    dist = qc.get("identity_distance") or []
+    measured = [(d, i) for i, d in enumerate(dist) if d is not None]
+    if measured:
+        worst = max(measured)[1]
+        if worst not in pick:
+            nearest = min(range(len(pick)), key=lambda j: abs(pick[j] - worst))
+            pick[nearest] = worst
+    return sorted(set(pick))
+
+
+def _tile(frame: np.ndarray, qc: dict, i: int) -> np.ndarray:
+    boxes = [b for b in qc.get("crop_boxes", []) if b["frame"] == i]
+    frame = np.asarray(frame)
+    if boxes and qc.get("mode") == "crop":
+        b = boxes[0]
+        return extract(frame, np.array([b["cx"], b["cy"], b["side"]]), TILE)
+    rgb = np.clip(to_float_rgb(frame), 0, 1)
+    h, w = rgb.shape[:2]
+    k = TILE / max(h, w)
+    small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    tile = np.ones((TILE, TILE, 3), np.float32)
+    y, x = (TILE - small.shape[0]) // 2, (TILE - small.shape[1]) // 2
+    tile[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return tile
+
+
+def render_report(original: Sequence[np.ndarray], edited: Sequence[np.ndarray], qc: dict, path) -> Path:
+    """Write the report to `path` (.png or .html); returns the path."""
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".html", ".htm"):
+        raise UserError(f"the report must be a .png or .html file; got '{path.name}'.")
+    png = _figure_png(original, edited, qc)
+    if path.suffix.lower() == ".png":
+        data = png
+    else:
+        data = _html(png, qc).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def _summary(qc: dict) -> str:
+    parts = []
+    if qc.get("embedder"):
+        parts.append(f"identity ({qc['embedder']}, drift above {qc['threshold']}): mean {_f(qc['identity_mean'])}, "
+                     f"max {_f(qc['identity_max'])}, {len(qc['drifted_frames'])} drifted frame(s)")
+    else:
+        parts.append("identity: not measured (no face)")
+    w = qc.get("warp_error") or {}
+    parts.append(f"warp error (Eq. 7, {w.get('flow')}): original {_f(w.get('mean_original'))} → edit {_f(w.get('mean_edited'))}")
+    return " · ".join(parts)
+
+
+def _f(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _figure_png(original, edited, qc: dict) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    n = len(original)
+    picks = keyframes(qc, n)
+    cols = max(len(picks), 1)
+    fig = Figure(figsize=(max(2.0 * cols, 10), 2.0 * 2 + 5.2), dpi=100)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(4, cols, height_ratios=[1, 1, 1.3, 1.0], hspace=0.35, wspace=0.04,
+                            left=0.06, right=0.98, top=0.9, bottom=0.06)
+    fig.suptitle("ipfacediff QC — " + _summary(qc), fontsize=9, wrap=True)
+    dist = qc.get("identity_distance") or [None] * n
+    drifted = set(qc.get("drifted_frames") or [])
+    for c, i in enumerate(picks):
+        for r, frames in enumerate((original, edited)):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(np.clip(_tile(frames[i], qc, i), 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"frame {i}", fontsize=8)
+            else:
+                d = dist[i] if i < len(dist) else None
+                bad = i in drifted
+                ax.set_xlabel("d = " + _f(d) + (" DRIFT" if bad else ""), fontsize=8, color="red" if bad else "black")
+                if bad:
+                    for s in ax.spines.values():
+                        s.set_color("red")
+                        s.set_linewidth(2)
+            if c == 0:
+                ax.set_ylabel("original" if r == 0 else "edited", fontsize=9)
+    frames_x = np.arange(n)
+    ax = fig.add_subplot(grid[2, :])
+    y = np.array([np.nan if d is None else d for d in dist], float)
+    ax.plot(frames_x, y, "o-", ms=3, lw=1.2, color="tab:blue", label="identity distance (original vs edit)")
+    if qc.get("threshold") is not None:
+        ax.axhline(qc["threshold"], ls="--", color="red", lw=1, label=f"drift threshold {qc['threshold']}")
+    for i in drifted:
+        ax.axvspan(i - 0.5, i + 0.5, color="red", alpha=0.15, lw=0)
+    for i in picks:
+        ax.axvline(i, color="0.8", lw=0.6, zorder=0)
+    ax.set_xlim(-0.5, max(n - 0.5, 0.5))
+    top = np.nanmax(y) if np.isfinite(y).any() else 0.0
+    ax.set_ylim(0, max(top, qc.get("threshold") or 0) * 1.15 + 1e-3)
+    ax.set_ylabel("cosine distance", fontsize=8)
+    ax.set_title("identity distance per frame" + ("" if np.isfinite(y).any() else " — not measured"), fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.tick_params(labelsize=7)
+    ax2 = fig.add_subplot(grid[3, :], sharex=ax)
+    w = qc.get("warp_error") or {}
+    for key, color in (("original", "0.5"), ("edited", "tab:orange")):
+        vals = np.array([np.nan if v is None else v for v in (w.get(key) or [None] * n)], float)
+        ax2.plot(frames_x, vals, "o-", ms=2.5, lw=1, color=color, label=f"{key} (mean {_f(w.get('mean_' + key))})")
+    ax2.set_ylabel("warp error", fontsize=8)
+    ax2.set_xlabel("frame", fontsize=8)
+    ax2.set_title("temporal warp error per frame (Eq. 7)", fontsize=9)
+    ax2.legend(fontsize=7, loc="upper left")
+    ax2.tick_params(labelsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _html(png: bytes, qc: dict) -> str:
+    rows = []
+    dist = qc.get("identity_distance") or []
+    w = qc.get("warp_error") or {}
+    for i, status in enumerate(qc.get("status") or []):
+        d = dist[i] if i < len(dist) else None
+        bad = i in set(qc.get("drifted_frames") or [])
+        cells = [str(i), html.escape(status), _f(d), _f((w.get("original") or [None] * (i + 1))[i]),
+                 _f((w.get("edited") or [None] * (i + 1))[i]), html.escape((qc.get("notes") or [""] * (i + 1))[i] or "")]
+        style = ' style="color:#c00;font-weight:bold"' if bad else ""
+        rows.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    b64 = base64.b64encode(png).decode()
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>ipfacediff QC</title>
+<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
+<h1>ipfacediff QC</h1><p>{html.escape(_summary(qc))}</p>
+<img alt="contact sheet and identity distance over time" src="data:image/png;base64,{b64}">
+<h2>Per frame</h2><table><tr><th>frame</th><th>status</th><th>identity distance</th>
+<th>warp error (original)</th><th>warp error (edit)</th><th>note</th></tr>
+{''.join(rows)}</table></body></html>
+"""

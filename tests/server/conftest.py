@@ -1,0 +1,32 @@
+"""Fixtures: one shared engine process (tiny preset, small limits, a media root) and a client to it."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from serverkit import SMALL_LIMITS, EngineProcess
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory, media_root):
+    proc = EngineProcess(tmp_path_factory.mktemp("engine") / "state",
+                         [*SMALL_LIMITS, "--media-root", str(media_root), "--no-fsync"]).start()
+    yield proc
+    proc.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def client(engine):
+    c = engine.client()
+    yield c
+    c.close()
+
+
