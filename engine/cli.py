@@ -57,6 +57,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**{k: v for k, v in vars(args).items() if k in names})
 
 
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """The model flags shared by every command that loads models (`edit`, `serve`)."""
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--preset", help="random-weight architecture preset: tiny, tiny-v, sd21-base")
+    model.add_argument("--model", help="hub id, diffusers folder or .safetensors/.ckpt file")
+    parser.add_argument("--model-config", help="diffusers config (hub id or folder) for a single checkpoint file")
+    parser.add_argument("--identity-model", help="ε1: LoRA adapter (folder or file) or UNet folder")
+    parser.add_argument("--direction-model", help="ε2: LoRA adapter (folder or file) or UNet folder")
+
+
 def parse_range(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -80,12 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--prompt", required=True, help="what to change, e.g. 'add glasses'")
     edit.add_argument("--frames", help="inclusive frame range A-B (sequence numbers, or 0-based video frames)")
     edit.add_argument("--out", required=True, type=Path, help="output folder for frame_%%06d.<ext>")
-    model = edit.add_mutually_exclusive_group()
-    model.add_argument("--preset", help="random-weight architecture preset: tiny, tiny-v, sd21-base")
-    model.add_argument("--model", help="hub id, diffusers folder or .safetensors/.ckpt file")
-    edit.add_argument("--model-config", help="diffusers config (hub id or folder) for a single checkpoint file")
-    edit.add_argument("--identity-model", help="ε1: LoRA adapter (folder or file) or UNet folder")
-    edit.add_argument("--direction-model", help="ε2: LoRA adapter (folder or file) or UNet folder")
+    add_model_args(edit)
     edit.add_argument("--format", choices=["png", "tif", "exr"], default="png")
     edit.add_argument("--video", type=Path, help="also write an 8-bit mp4 preview here")
     edit.add_argument("--stats", type=Path, help="write the edit's stats as JSON here")

@@ -2,7 +2,8 @@
 
 In: an output folder, a prompt and a frame count. Out: `OUT/input/` (a clip made from the
 astronaut photo that ships with scikit-image, with a slow synthetic head move), `OUT/edited/`
-(the engine's result, through the same `ipfacediff edit` path users run), `OUT/stats.json`
+(the result of `ipfacediff edit --engine` against a real engine process that the demo starts
+with `ipfacediff serve` and stops afterwards), `OUT/stats.json`
 and `OUT/contact_sheet.png` (input above, output below). Uses Stable Diffusion 2.1-base when
 it is on disk; otherwise says so and runs the same pipeline with the `tiny` random-weight
 preset, labelled as such.
@@ -65,6 +66,7 @@ def contact_sheet(before: list[np.ndarray], after: list[np.ndarray], label: str,
 def run(args: argparse.Namespace) -> int:
     from engine.cli import main
     from engine.io import read_frames, write_frames
+    from server.launch import EngineProcess
 
     real = default_model_on_disk()
     model = ["--model", DEFAULT_MODEL] if real else ["--preset", "tiny"]
@@ -74,8 +76,14 @@ def run(args: argparse.Namespace) -> int:
               "'tiny' preset, whose random weights make noise, not an edit.", file=sys.stderr)
     clip = make_clip(args.frames, side)
     write_frames(clip, args.out / "input", start=1001)
-    status = main(["edit", str(args.out / "input"), "--prompt", args.prompt, "--out", str(args.out / "edited"),
-                   "--stats", str(args.out / "stats.json"), *model])
+    engine = EngineProcess(args.out / "engine_state", model=tuple(model))
+    print(f"starting the engine ({' '.join(model)}) ...", file=sys.stderr)
+    engine.start(ready_timeout=600)
+    try:
+        status = main(["edit", str(args.out / "input"), "--prompt", args.prompt, "--out", str(args.out / "edited"),
+                       "--stats", str(args.out / "stats.json"), "--engine", engine.address])
+    finally:
+        engine.shutdown()
     if status != 0:
         return status
     edited = read_frames(args.out / "edited").frames

@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from engine.cli import add_model_args
 from engine.errors import UserError
 from server import protocol as P
 
@@ -24,12 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="run the engine: models stay loaded, clients talk ZeroMQ (docs/protocol.md)")
     serve.add_argument("--bind", default=DEFAULT_BIND, help=f"ZeroMQ endpoint (default {DEFAULT_BIND}); any "
                        "non-loopback tcp address requires --keys")
-    model = serve.add_mutually_exclusive_group()
-    model.add_argument("--preset", help="random-weight architecture preset: tiny, tiny-v, sd21-base")
-    model.add_argument("--model", help="hub id, diffusers folder or .safetensors/.ckpt file")
-    serve.add_argument("--model-config", help="diffusers config for a single checkpoint file")
-    serve.add_argument("--identity-model", help="ε1: LoRA adapter or UNet folder")
-    serve.add_argument("--direction-model", help="ε2: LoRA adapter or UNet folder")
+    add_model_args(serve)
     serve.add_argument("--device", default="auto")
     serve.add_argument("--dtype", default="auto")
     serve.add_argument("--state-dir", type=Path, default=Path.home() / ".cache" / "ipfacediff" / "engine",

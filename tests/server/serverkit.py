@@ -6,79 +6,30 @@ In: a state dir and extra `serve` flags. Out: `EngineProcess` (address, pid, rss
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from server import launch
 from server.client import Client
+from server.launch import free_port  # noqa: F401  (tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_LIMITS = ["--max-parts", "64", "--max-part-bytes", str(1 << 20), "--max-message-bytes", str(2 << 20),
                 "--max-frames", "32", "--max-side", "512", "--max-queue", "32"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class EngineProcess(launch.EngineProcess):
+    """The tiny-preset engine with fast heartbeats and one thread, as every server test uses it."""
 
-
-class EngineProcess:
     def __init__(self, state_dir: Path, args: list[str] = (), port: int | None = None):
-        self.state_dir, self.args = Path(state_dir), list(args)
-        self.port = port or free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, ready_timeout: float = 120.0) -> "EngineProcess":
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "OMP_NUM_THREADS": "1"}
-        self.log_path = self.state_dir.parent / f"{self.state_dir.name}-engine-{self.port}.log"
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "serve", "--preset", "tiny", "--bind", self.address,
-             "--state-dir", str(self.state_dir), "--heartbeat", "0.5", *self.args],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"engine exited with {self.proc.returncode}: {self.log_path.read_text()}")
-            if b"ready on" in self.log_path.read_bytes():
-                return self
-            time.sleep(0.2)
-        self.kill()
-        raise RuntimeError(f"engine not ready within {ready_timeout} s: {self.log_path.read_text()}")
-
-    def client(self, **kwargs) -> Client:
-        c = Client(self.address, timeout=kwargs.pop("timeout", 10.0), retries=kwargs.pop("retries", 2), **kwargs)
-        c.connect()
-        return c
+        super().__init__(state_dir, ["--heartbeat", "0.5", *args], port, env={"OMP_NUM_THREADS": "1"})
 
     def rss(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
-
-    @property
-    def token(self) -> str:
-        return (self.state_dir / "shutdown.token").read_text()
-
-    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
-        return self.proc.returncode
 
 
 def clip(n: int = 3, seed: int = 0, size: int = 64, channels: int = 3, dtype=np.uint8) -> list[np.ndarray]:
