@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.correspond import gather_propagated
+from engine.errors import UserError
 
 # PnP / TokenFlow injection layers: decoder self-attention except the lowest resolution's first.
 INJECTION_PREFIXES = ("up_blocks.1.attentions.1.", "up_blocks.1.attentions.2.",
@@ -100,7 +101,7 @@ class SelfAttentionProcessor:
             if st.capture_qk and self.injects:
                 st.qk[self.layer] = (q, k)
             out = _merge(F.scaled_dot_product_attention(_heads(q, attn.heads), _heads(k, attn.heads),
-                                                        _heads(v, attn.heads)))
+                                                        _heads(v, attn.heads), scale=attn.scale))
         else:
             out = self._keyframe_attention(attn, q, k, v)
         out = attn.to_out[1](attn.to_out[0](out))
@@ -125,8 +126,18 @@ class SelfAttentionProcessor:
             qg = _heads(q[:, qi].reshape(c, len(qi) * s, d), attn.heads)
             kg = _heads(k[:, ki].reshape(c, len(ki) * s, d), attn.heads)
             vg = _heads(v[:, ki].reshape(c, len(ki) * s, d), attn.heads)
-            out[:, qi] = _merge(F.scaled_dot_product_attention(qg, kg, vg)).view(c, len(qi), s, d)
+            out[:, qi] = _merge(F.scaled_dot_product_attention(qg, kg, vg, scale=attn.scale)).view(c, len(qi), s, d)
         return out.view(c * n_kf, s, d)
+
+
+def _unsupported(attn) -> str | None:
+    """Name of an attention feature SD 1.x/2.x self-attention never uses, if this layer does."""
+    for feature in ("spatial_norm", "group_norm", "norm_q", "norm_k"):
+        if getattr(attn, feature, None) is not None:
+            return feature
+    if getattr(attn, "residual_connection", False) or getattr(attn, "rescale_output_factor", 1.0) != 1.0:
+        return "a residual connection"
+    return None
 
 
 class FeatureHooks:
@@ -139,6 +150,10 @@ class FeatureHooks:
         self._handle = None
 
     def apply(self) -> "FeatureHooks":
+        for name, module in self.unet.named_modules():
+            if name.endswith(".attn1") and _unsupported(module):
+                raise UserError(f"the UNet's self-attention {name} uses {_unsupported(module)}, which the "
+                                "editing processors do not implement; use a Stable Diffusion 1.x/2.x UNet.")
         self._saved = dict(self.unet.attn_processors)
         procs = {name: SelfAttentionProcessor(name, self.state) if ".attn1." in name else proc
                  for name, proc in self._saved.items()}

@@ -117,3 +117,16 @@ def test_propagate_pass_replaces_attention_output(attn):
                       past=torch.tensor([0]), future=torch.tensor([1]), w_past=torch.tensor([1.0]))
     out = _run(attn, state, torch.randn(2, S, D))
     torch.testing.assert_close(out.view(2, S, D), kf_out[:, 0, perm[0].long()])
+
+
+def test_hooks_refuse_attention_they_do_not_implement():
+    from engine.attention import FeatureHooks
+    from engine.errors import UserError
+    from engine.presets import build_preset
+
+    unet = build_preset("tiny")["unet"]
+    unet.get_submodule("down_blocks.0.attentions.0.transformer_blocks.0.attn1").residual_connection = True
+    before = dict(unet.attn_processors)
+    with pytest.raises(UserError, match="residual connection"):
+        FeatureHooks(unet, PassState()).apply()
+    assert all(unet.attn_processors[k] is before[k] for k in before)
