@@ -63,7 +63,7 @@ def encode(models: Models, frames: torch.Tensor, meter: Meter, batch_size: int) 
         x = frames[i:i + batch_size].to(models.device, models.vae_dtype) * 2 - 1
         with meter.timed("vae"), _tiled(vae, max(x.shape[-2:])):
             z = vae.encode(x).latent_dist.mode()
-        out.append(((z - shift) * cfg.scaling_factor).to(models.dtype))
+        out.append(((z - shift) * cfg.scaling_factor).float())
     return torch.cat(out)
 
 

@@ -60,7 +60,8 @@ class Meter:
     def unet(self, stage: str, unet, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor,
              step: int) -> torch.Tensor:
         with self.timed("unet"):
-            out = unet(latents, t, encoder_hidden_states=emb, return_dict=False)[0]
+            # Latents and scheduler arithmetic stay fp32; only the UNet runs in its dtype.
+            out = unet(latents.to(unet.dtype), t, encoder_hidden_states=emb, return_dict=False)[0].float()
         self.evals[stage] += latents.shape[0]
         self.check_cancel()
         if self.progress_cb is not None:

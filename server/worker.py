@@ -124,6 +124,7 @@ class Worker(threading.Thread):
 
         out_dir = self.roots.resolve(output["dir"], for_output=True)
         video = self.roots.resolve(output["video"], for_output=True) if output.get("video") else None
+        frames = [self._as_dtype(f, in_dtype) for f in frames]  # keep the input's sample type, as inline does
         paths = write_frames(frames, out_dir, start=output.get("start", first), fmt=output.get("format", "png"),
                              video=video, fps=24.0)
         marker = out_dir / "RANDOM_WEIGHTS.txt"
