@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from engine.faces import load_detector, paste, prepare, samples  # noqa: E402
 from engine.faces.samples import Actor  # noqa: E402
 from engine.metrics.embed import load_embedder  # noqa: E402
-from engine.metrics.qc import qc  # noqa: E402
+from engine.metrics.quality import qc  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
 GOAL_SHARE = 0.10  # face work ≤ 10 % of a real GPU edit's time

@@ -22,10 +22,11 @@ from engine.settings import Settings, documented_fields
 
 # Modules that add their own subcommands through `register(subparsers)`; each lives with
 # the code it drives (server, faces, training, plugins), so this file stays the dispatcher.
-COMMAND_MODULES = ("engine.faces.cli", "engine.training.cli", "server.cli", "plugin_resolve.cli")
+COMMAND_MODULES = ("engine.faces.cli", "engine.training.cli", "server.cli", "plugin_resolve.cli",
+                   "plugin_ofx.install")
 
 # Short flag names the issue tracker and users know, besides the generated ones.
-ALIASES = {"guidance_scale": ["--guidance"]}
+ALIASES = {"guidance_scale": ["--guidance"], "face_mode": ["--mode"]}
 
 
 def _converter(hint: Any) -> tuple[Callable[[str], Any], list[str] | None]:
@@ -93,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(edit)
     edit.add_argument("--format", choices=["png", "tif", "exr"], default="png")
     edit.add_argument("--video", type=Path, help="also write an 8-bit mp4 preview here")
-    edit.add_argument("--stats", type=Path, help="write the edit's stats as JSON here")
+    edit.add_argument("--stats", type=Path, help="write the edit's stats (and QC) as JSON here")
+    edit.add_argument("--report", type=Path, help="write the QC report here (.png or .html): keyframes "
+                      "before/after and identity distance over time")
     edit.add_argument("--quiet", action="store_true", help="no progress bar")
     add_settings_flags(edit)
     edit.set_defaults(func=cmd_edit)
@@ -178,7 +181,16 @@ def cmd_edit(args: argparse.Namespace) -> int:
     elif marker.exists():
         marker.unlink()
     if args.stats:
-        atomic_write_text(args.stats, json.dumps(result.stats, indent=2, default=str))
+        atomic_write_text(args.stats, json.dumps({**result.stats, "qc": result.qc}, indent=2, default=str))
+    if result.qc is not None:
+        from engine.metrics.report import render_report, summary
+
+        log("QC: " + summary(result.qc))
+        if result.qc["drifted_frames"]:
+            log(f"identity drifted in frames: {', '.join(map(str, result.qc['drifted_frames']))}")
+        if args.report:
+            render_report(clip.frames, result.frames, result.qc, args.report)
+            log(f"wrote the QC report to {args.report}")
     evals = result.stats["unet_evals"]["per_frame"]
     log(f"wrote {len(paths)} frames to {args.out} ({evals:.0f} UNet evaluations per frame, "
         f"{result.stats['seconds']['total']:.1f} s)")

@@ -37,6 +37,8 @@ class EditResult:
     stats: dict = field(default_factory=dict)
     inversion: Inversion | None = None
     """The inversion used or made; pass it back as `inversion=` to re-edit without inverting."""
+    qc: dict | None = None
+    """Per-frame identity distance, warp error, crop boxes, drifted frames (engine.metrics.qc)."""
 
 
 def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype]:
@@ -57,6 +59,17 @@ def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype
     else:
         raise UserError(f"frames must be uint8, uint16 or float; got {first.dtype}.")
     return stack, first.dtype
+
+
+def _check_clip(frames: Sequence[np.ndarray], prompt: str) -> None:
+    """Clip-level input errors (per-frame problems become per-frame statuses instead)."""
+    if len(frames) == 0:
+        raise UserError("no frames to edit.")
+    if not (prompt or "").strip():
+        raise UserError("the prompt is empty; say what to change, e.g. 'add glasses'.")
+    shapes = {np.asarray(f).shape[:2] for f in frames if isinstance(f, np.ndarray)}
+    if len(shapes) > 1:
+        raise UserError(f"all frames must have the same size; got {sorted(shapes)}.")
 
 
 def _model_size(h: int, w: int, settings: Settings, multiple: int) -> tuple[int, int]:
@@ -103,17 +116,34 @@ class Editor:
         self.models = models or load_models(model, identity=identity, direction=direction,
                                             device=device, dtype=dtype, config=model_config)
         self.load_seconds = time.perf_counter() - start
+        self._face_models: dict[tuple, object] = {}  # detector / embedder, loaded on first use
+
+    def _face_model(self, kind: str, name: str, models: str | None):
+        key = (kind, name, models)
+        if key not in self._face_models:
+            from engine.faces import load_detector
+            from engine.metrics.embed import load_embedder
+
+            self._face_models[key] = (load_detector if kind == "detector" else load_embedder)(name, models)
+        return self._face_models[key]
 
     def invert(self, frames: Sequence[np.ndarray], settings: Settings | None = None, *,
                progress: Progress | None = None, cancel: CancelCheck | None = None) -> Inversion:
         """Encode and invert a clip once; pass the result to `edit(..., inversion=)` to
-        re-edit it with other prompts without inverting again."""
+        re-edit it with other prompts without inverting again. Inverts what `edit` edits:
+        the face crops (one subject) or the whole frames."""
+        from engine.faces import prepare
+
         settings = settings or Settings()
-        stack, _ = _as_float_frames(frames)
+        plan = prepare(frames, settings,
+                       detector=self._face_model("detector", settings.face_detector, settings.face_models))
+        if len(plan.groups) != 1:
+            raise UserError("an inversion covers one face: set face_subject to a track number, or use full mode.")
+        stack, _ = _as_float_frames(plan.clips()[0])
         meter = Meter(self.models.device, len(stack) * settings.steps, progress, cancel)
         state = PassState()
         with _hooked(self.models, state):
-            return self._invert(stack, settings, meter, state)
+            return self._invert(stack, settings.replace(resolution=None), meter, state)
 
     def _invert(self, stack: np.ndarray, settings: Settings, meter: Meter, state: PassState) -> Inversion:
         m = self.models
@@ -131,6 +161,47 @@ class Editor:
     def edit(self, frames: Sequence[np.ndarray], prompt: str, settings: Settings | None = None, *,
              progress: Progress | None = None, cancel: CancelCheck | None = None,
              inversion: Inversion | None = None) -> EditResult:
+        """Find and crop the face(s) (or take the whole frame), edit each subject's crops as a
+        clip, paste back at full resolution, measure QC. Frames without a face pass through."""
+        from engine.faces import paste, prepare
+        from engine.metrics import qc as measure
+
+        settings = settings or Settings()
+        _check_clip(frames, prompt)
+        start = time.perf_counter()
+        plan = prepare(frames, settings,
+                       detector=self._face_model("detector", settings.face_detector, settings.face_models))
+        if all(s == "invalid" for s in plan.status):
+            raise UserError(f"no usable frame: {plan.notes[0]}.")
+        face_seconds = time.perf_counter() - start
+        edited: list[np.ndarray] = []
+        result = None
+        for clip in plan.clips():
+            # crops are already model-sized (full mode: not square), so no further resize
+            result = self.edit_crops(clip, prompt, settings.replace(resolution=None), progress=progress, cancel=cancel,
+                                     inversion=inversion if len(plan.groups) == 1 else None)
+            edited += result.frames
+        start = time.perf_counter()
+        out = paste(frames, edited, plan, settings)
+        face_seconds += time.perf_counter() - start
+        stats = dict(result.stats) if result else {"seconds": {"total": 0.0}, "unet_evals": {"total": 0, "per_frame": 0.0}}
+        report = None
+        if settings.qc_every:
+            embedder = None
+            if plan.mode == "crop" and plan.crops:
+                embedder = self._face_model("embedder", settings.face_embedder, settings.face_models)
+            report = measure(frames, out, plan, embedder=embedder, settings=settings)
+            stats["seconds"]["qc"] = report["seconds"]
+        stats["seconds"]["faces"] = round(face_seconds, 4)
+        stats["faces"] = plan.summary()
+        if not plan.crops:
+            stats["note"] = "no face found: nothing was edited"
+        return EditResult(out, stats, result.inversion if result and len(plan.groups) == 1 else None, report)
+
+    def edit_crops(self, frames: Sequence[np.ndarray], prompt: str, settings: Settings | None = None, *,
+                   progress: Progress | None = None, cancel: CancelCheck | None = None,
+                   inversion: Inversion | None = None) -> EditResult:
+        """The core edit on model-ready frames (one clip of crops, all the same size)."""
         settings = settings or Settings()
         prompt = (prompt or "").strip()
         if not prompt:

@@ -71,7 +71,7 @@ class Worker(threading.Thread):
                                       cancel=self.cancel_check(job), inversion=cached)
             if cached is None:
                 self.cache.put(key, result.inversion)
-            stats = dict(result.stats)
+            stats = {**result.stats, "qc": result.qc}
             stats["inversion_cache"] = "hit" if cached is not None else "miss"
             stats["cache"] = self.cache.info()
             out = self.write_outputs(job, result.frames, alpha, first, in_dtype)

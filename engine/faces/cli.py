@@ -83,7 +83,7 @@ def cmd_qc(args: argparse.Namespace) -> int:
     from engine.cli import parse_range
     from engine.faces.plan import prepare
     from engine.io import read_frames
-    from engine.metrics.qc import qc
+    from engine.metrics.quality import qc
     from engine.metrics.report import render_report
 
     settings = _settings(args)
@@ -113,18 +113,18 @@ def cmd_qc(args: argparse.Namespace) -> int:
 
 
 def format_qc(q: dict) -> str:
-    from engine.metrics.report import _summary
+    from engine.metrics.report import summary
 
-    lines = [_summary(q), f"{'frame':>5}  {'status':<9} {'identity':>8}  {'warp(orig)':>10} {'warp(edit)':>10}  crop (cx, cy, side)"]
-    boxes = {}
-    for b in q["crop_boxes"]:
-        boxes.setdefault(b["frame"], b)
+    from engine.metrics.report import _box_for
+
+    lines = [summary(q), f"{'frame':>5}  {'status':<9} {'identity':>8}  {'warp(orig)':>10} {'warp(edit)':>10}  "
+                         "face  crop (cx, cy, side)"]
     w = q["warp_error"]
     drifted = set(q["drifted_frames"])
     for i, status in enumerate(q["status"]):
         d = q["identity_distance"][i]
-        b = boxes.get(i)
-        crop = f"{b['cx']:.1f}, {b['cy']:.1f}, {b['side']:.1f}" if b else "-"
+        b = _box_for(q, i)
+        crop = f"{b['subject']:>4}  {b['cx']:.1f}, {b['cy']:.1f}, {b['side']:.1f}" if b else "   -  -"
         flag = "  DRIFT" if i in drifted else ""
         lines.append(f"{i:>5}  {status:<9} {_f(d):>8}  {_f(w['original'][i]):>10} {_f(w['edited'][i]):>10}  {crop}{flag}")
     if drifted:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -51,12 +52,29 @@ def inspect(frame) -> FrameView:
         return FrameView(None, "invalid", f"unsupported shape {a.shape}; expected gray, RGB or RGBA")
     if min(a.shape[:2]) < MIN_SIDE:
         return FrameView(None, "invalid", f"frame too small ({a.shape[1]}×{a.shape[0]})")
-    rgb = to_float_rgb(a, layout)
-    rgb8 = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    rgb8 = _rgb8(a, layout)
     note = {"gray": "gray frame", "gray1": "gray frame", "rgba": "alpha kept", "rgb": ""}[layout]
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         note = (note + "; " if note else "") + "non-finite samples"
     return FrameView(rgb8, layout, note)
+
+
+def _rgb8(a: np.ndarray, layout: str) -> np.ndarray:
+    """8-bit RGB view for detectors; no copy for 8-bit RGB frames."""
+    if a.ndim == 3 and layout == "gray1":
+        a = a[:, :, 0]
+    elif layout == "rgba":
+        a = a[:, :, :3]
+    if a.dtype == np.uint8:
+        x = a
+    elif a.dtype == np.uint16:
+        x = cv2.convertScaleAbs(a, alpha=255.0 / 65535.0)
+    else:
+        f = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+        x = cv2.convertScaleAbs(np.clip(f, 0.0, 1.0), alpha=255.0)
+    if x.ndim == 2:
+        return cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(x)
 
 
 def scale_of(dtype: np.dtype) -> float:
@@ -71,7 +89,7 @@ def to_float_rgb(region: np.ndarray, layout: str | None = None) -> np.ndarray:
     layout = layout or layout_of(region)
     x = region.astype(np.float32)
     if region.dtype.kind in "ui":
-        x *= 1.0 / scale_of(region.dtype)
+        x /= np.float32(scale_of(region.dtype))  # divide (not × 1/255): the editor's exact values
     else:
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
     if layout == "gray":
@@ -104,8 +122,8 @@ def write_back(frame: np.ndarray, rgb: np.ndarray, where: np.ndarray, y0: int, x
         values = np.clip(np.rint(values * top), np.iinfo(frame.dtype).min, top)
     values = values.astype(frame.dtype)
     if layout == "gray":
-        frame[y0:y0 + h, x0:x0 + w][where] = values[where]
+        np.copyto(frame[y0:y0 + h, x0:x0 + w], values, where=where)
     elif layout == "gray1":
-        frame[y0:y0 + h, x0:x0 + w, 0][where] = values[where]
+        np.copyto(frame[y0:y0 + h, x0:x0 + w, 0], values, where=where)
     else:
-        frame[y0:y0 + h, x0:x0 + w, :3][where] = values[where]
+        np.copyto(frame[y0:y0 + h, x0:x0 + w, :3], values, where=where[:, :, None])

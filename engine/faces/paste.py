@@ -25,7 +25,6 @@ import numpy as np
 
 from engine.errors import UserError
 from engine.faces.crop import antialias, extract, extract_full, frame_to_crop, full_size, region
-from engine.faces.detect import Face
 from engine.faces.image import layout_of, to_float_rgb, write_back
 
 if TYPE_CHECKING:
@@ -105,7 +104,7 @@ def paste(original_frames: Sequence[np.ndarray], edited_crops: Sequence[np.ndarr
         raise UserError(f"paste needs {len(plan.crops)} edited crops; got {len(edited_crops)}.")
     if len(original_frames) != plan.n_frames:
         raise UserError(f"paste needs the {plan.n_frames} original frames; got {len(original_frames)}.")
-    out = [np.array(f, copy=True) for f in original_frames]
+    out = [np.array(f, copy=True) if isinstance(f, np.ndarray) else f for f in original_frames]
     if plan.mode == "full":
         for k, i in enumerate(plan.crop_frames):
             _paste_full(out[i], np.asarray(edited_crops[k], np.float32), plan, settings)
@@ -121,7 +120,7 @@ def paste(original_frames: Sequence[np.ndarray], edited_crops: Sequence[np.ndarr
             if ellipse is None:
                 ellipse = crop_mask(res, settings.face_mask, settings.face_feather, settings.face_mask_dilate)
             mask = ellipse
-        _paste_crop(out[i], original_frames[i], np.asarray(edited_crops[k], np.float32), box, mask, settings)
+        _paste_crop(out[i], np.asarray(original_frames[i]), np.asarray(edited_crops[k], np.float32), box, mask, settings)
     return out
 
 
@@ -131,9 +130,17 @@ def _paste_crop(frame: np.ndarray, original: np.ndarray, edited: np.ndarray, box
     if edited.shape[:2] != (res, res):
         raise UserError(f"edited crops must be {res}×{res}; got {edited.shape[1]}×{edited.shape[0]}.")
     reg = region(box, frame.shape)
-    if reg is None:
+    rows, cols = np.nonzero(mask.max(axis=1) >= MASK_FLOOR)[0], np.nonzero(mask.max(axis=0) >= MASK_FLOOR)[0]
+    if reg is None or not len(rows):
         return
-    x0, y0, x1, y1 = reg
+    # shrink the region to the mask's support (mapped from crop to frame pixels)
+    k, c = box[2] / res, (res - 1) / 2.0
+    x0 = max(reg[0], int(np.floor(box[0] + (cols[0] - c) * k)) - 2)
+    x1 = min(reg[2], int(np.ceil(box[0] + (cols[-1] - c) * k)) + 3)
+    y0 = max(reg[1], int(np.floor(box[1] + (rows[0] - c) * k)) - 2)
+    y1 = min(reg[3], int(np.ceil(box[1] + (rows[-1] - c) * k)) + 3)
+    if x1 <= x0 or y1 <= y0:
+        return
     size = (x1 - x0, y1 - y0)
     m = frame_to_crop(box, res, x0, y0)  # region -> crop, used as an inverse map
     flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
@@ -175,4 +182,4 @@ def _paste_full(frame: np.ndarray, edited: np.ndarray, plan: "FacePlan", setting
     write_back(frame, result, np.ones((h, w), bool), 0, 0)
 
 
-__all__ = ["paste", "crop_mask", "Face"]
+__all__ = ["paste", "crop_mask"]

@@ -4,8 +4,9 @@ In: the clip's frames (any layout/dtype `engine.faces.image` accepts; bad frames
 status, never an exception), `Settings`, optionally a loaded detector/embedder and a
 progress callback. Out: `FacePlan` with
 - `crops`: float32 RGB 0..1 arrays, all `size`, to give the model — per chosen subject its
-  consecutive frames (`groups` slices `crops` by subject, each a clip of its own), or in
-  `full` mode one padded whole frame per usable frame;
+  consecutive frames (`groups` slices `crops` by subject, each a clip of its own), at
+  `settings.resolution` or 512; or in `full` mode one whole frame per usable frame, its long
+  side `settings.resolution` (default: the frame's, at most 512), padded to multiples of 64;
 - `crop_frames`, `crop_boxes` (cx, cy, side), `crop_faces`: per crop its frame, smoothed box
   and landmarks;
 - `status[i]` per frame: `face` (detected), `tracked` (interpolated through a short miss),
@@ -54,10 +55,6 @@ class FacePlan:
         """The crops of each subject as its own clip (edit each with temporal attention)."""
         return [self.crops[a:b] for a, b in self.groups]
 
-    def faces_in(self, frame: int) -> list[tuple[np.ndarray, Face | None]]:
-        """(box, face) of every crop in `frame`."""
-        return [(b, f) for i, b, f in zip(self.crop_frames, self.crop_boxes, self.crop_faces) if i == frame]
-
     def summary(self) -> dict:
         """JSON-serialisable description (no pixels)."""
         counts: dict[str, int] = {}
@@ -96,7 +93,7 @@ def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector |
     plan = FacePlan(mode="crop", size=(res, res), n_frames=n, status=status, notes=notes)
 
     if settings.face_mode == "full":
-        _plan_full(plan, frames, views, res)
+        _plan_full(plan, frames, views, settings.resolution)
         plan.seconds = time.perf_counter() - start
         return plan
 
@@ -123,7 +120,7 @@ def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector |
 
     if not tracks:
         if settings.face_mode == "auto" and any(v.ok for v in views):
-            _plan_full(plan, frames, views, res)
+            _plan_full(plan, frames, views, settings.resolution)
             for i, v in enumerate(views):
                 if v.ok:
                     notes[i] = (notes[i] + "; " if notes[i] else "") + "no face in the clip: whole frame edited"
@@ -131,12 +128,12 @@ def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector |
         return plan
 
     for t in _choose(tracks, settings, frames, views, embedder):
-        frames_t = t.frames()
+        frames_t = [i for i in t.frames() if views[i].ok]  # a gap may span an unusable frame
         faces = [t.at(i) for i in frames_t]
         boxes = track_boxes(faces, settings.face_crop_scale, settings.face_smoothing)
         a = len(plan.crops)
         for i, face, box in zip(frames_t, faces, boxes):
-            plan.crops.append(extract(frames[i], box, res, layouts[i]))
+            plan.crops.append(extract(np.asarray(frames[i]), box, res, layouts[i]))
             plan.crop_frames.append(i)
             plan.crop_boxes.append(box)
             plan.crop_faces.append(face)
@@ -149,12 +146,14 @@ def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector |
     return plan
 
 
-def _plan_full(plan: FacePlan, frames, views, res: int) -> None:
+def _plan_full(plan: FacePlan, frames, views, resolution: int | None) -> None:
+    """Whole frames: long side `resolution`, or the frame's own up to 512 (never enlarged)."""
     plan.mode = "full"
-    plan.size_full_res = res
     shapes = {np.asarray(frames[i]).shape[:2] for i, v in enumerate(views) if v.ok}
     if len(shapes) > 1:
         raise UserError(f"full mode needs frames of one size; got {sorted(shapes)}.")
+    res = resolution or min(DEFAULT_RES, max(max(s) for s in shapes)) if shapes else DEFAULT_RES
+    plan.size_full_res = res
     for i, v in enumerate(views):
         if not v.ok:
             continue
@@ -188,20 +187,16 @@ def _choose(tracks: list[Track], settings, frames, views, embedder) -> list[Trac
 
 
 def _closest_to_reference(tracks, settings, frames, views, embedder):
-    from engine.faces.image import inspect as inspect_frame
+    import cv2
+
     from engine.metrics.embed import load_embedder
 
-    try:
-        import cv2
-
-        image = cv2.imread(str(settings.face_reference), cv2.IMREAD_UNCHANGED)
-    except Exception:  # noqa: BLE001
-        image = None
+    image = cv2.imread(str(settings.face_reference), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise UserError(f"cannot read the reference photo '{settings.face_reference}'.")
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    return closest_track(tracks, inspect_frame(image).rgb8, [v.rgb8 for v in views],
+    return closest_track(tracks, inspect(image).rgb8, [v.rgb8 for v in views],
                          embedder or load_embedder(settings.face_embedder, settings.face_models), settings)
 
 

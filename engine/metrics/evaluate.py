@@ -23,7 +23,7 @@ from engine.errors import UserError
 from engine.faces.detect import Face
 from engine.faces.plan import prepare
 from engine.metrics.identity import clip_embedding, cosine_distances, retrieval
-from engine.metrics.qc import face_region
+from engine.metrics.quality import face_region
 from engine.metrics.temporal import FlowEstimator, warp_errors
 
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf"}

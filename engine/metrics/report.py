@@ -47,11 +47,22 @@ def keyframes(qc: dict, n: int, count: int = KEYFRAMES) -> list[int]:
     return sorted(set(pick))
 
 
-def _tile(frame: np.ndarray, qc: dict, i: int) -> np.ndarray:
+def _box_for(qc: dict, i: int, track: int | None = None) -> dict | None:
+    """The crop box of frame i for subject `track` (default: the subject its identity
+    distance belongs to)."""
     boxes = [b for b in qc.get("crop_boxes", []) if b["frame"] == i]
+    if track is None:
+        track = (qc.get("identity_track") or [None] * (i + 1))[i]
+    chosen = [b for b in boxes if b.get("subject") == track]
+    return (chosen or boxes or [None])[0]
+
+
+def _tile(frame: np.ndarray, qc: dict, i: int, track: int | None = None) -> np.ndarray | None:
     frame = np.asarray(frame)
-    if boxes and qc.get("mode") == "crop":
-        b = boxes[0]
+    if qc.get("mode") == "crop" and qc.get("crop_boxes"):
+        b = _box_for(qc, i, track)
+        if b is None or (track is not None and b.get("subject") != track):
+            return None
         return extract(frame, np.array([b["cx"], b["cy"], b["side"]]), TILE)
     rgb = np.clip(to_float_rgb(frame), 0, 1)
     h, w = rgb.shape[:2]
@@ -80,7 +91,7 @@ def render_report(original: Sequence[np.ndarray], edited: Sequence[np.ndarray], 
     return path
 
 
-def _summary(qc: dict) -> str:
+def summary(qc: dict) -> str:
     parts = []
     if qc.get("embedder"):
         parts.append(f"identity ({qc['embedder']}, drift above {qc['threshold']}): mean {_f(qc['identity_mean'])}, "
@@ -106,35 +117,51 @@ def _figure_png(original, edited, qc: dict) -> bytes:
     n = len(original)
     picks = keyframes(qc, n)
     cols = max(len(picks), 1)
-    fig = Figure(figsize=(max(2.0 * cols, 10), 2.0 * 2 + 5.2), dpi=100)
+    subjects = qc.get("subjects") or []
+    # one before/after row pair per edited face (one pair in full mode or with a single face)
+    pairs = [(s["track"], s["identity_distance"]) for s in subjects] if len(subjects) > 1 else \
+        [(None, qc.get("identity_distance") or [None] * n)]
+    rows = 2 * len(pairs)
+    fig = Figure(figsize=(max(2.0 * cols, 10), 2.0 * rows + 5.2), dpi=100)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(4, cols, height_ratios=[1, 1, 1.3, 1.0], hspace=0.35, wspace=0.04,
-                            left=0.06, right=0.98, top=0.9, bottom=0.06)
-    fig.suptitle("ipfacediff QC — " + _summary(qc), fontsize=9, wrap=True)
-    dist = qc.get("identity_distance") or [None] * n
+    grid = fig.add_gridspec(rows + 2, cols, height_ratios=[1] * rows + [1.3, 1.0], hspace=0.35, wspace=0.04,
+                            left=0.06, right=0.98, top=1 - 0.8 / (2.0 * rows + 5.2), bottom=0.5 / (2.0 * rows + 5.2))
+    fig.suptitle("ipfacediff QC — " + summary(qc), fontsize=9, wrap=True)
+    threshold = qc.get("threshold")
     drifted = set(qc.get("drifted_frames") or [])
-    for c, i in enumerate(picks):
-        for r, frames in enumerate((original, edited)):
-            ax = fig.add_subplot(grid[r, c])
-            ax.imshow(np.clip(_tile(frames[i], qc, i), 0, 1))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"frame {i}", fontsize=8)
-            else:
-                d = dist[i] if i < len(dist) else None
-                bad = i in drifted
-                ax.set_xlabel("d = " + _f(d) + (" DRIFT" if bad else ""), fontsize=8, color="red" if bad else "black")
-                if bad:
-                    for s in ax.spines.values():
-                        s.set_color("red")
-                        s.set_linewidth(2)
-            if c == 0:
-                ax.set_ylabel("original" if r == 0 else "edited", fontsize=9)
+    for p, (track, dist) in enumerate(pairs):
+        for c, i in enumerate(picks):
+            for r, frames in enumerate((original, edited)):
+                ax = fig.add_subplot(grid[2 * p + r, c])
+                ax.set_xticks([])
+                ax.set_yticks([])
+                tile = _tile(frames[i], qc, i, track)
+                if tile is None:
+                    ax.set_facecolor("0.9")
+                    ax.text(0.5, 0.5, "not in frame", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+                else:
+                    ax.imshow(np.clip(tile, 0, 1))
+                if r == 0:
+                    ax.set_title(f"frame {i}" + ("" if track is None else f" · face {track}"), fontsize=8)
+                else:
+                    d = dist[i] if i < len(dist) else None
+                    bad = d is not None and threshold is not None and d > threshold and i in drifted
+                    ax.set_xlabel("d = " + _f(d) + (" DRIFT" if bad else ""), fontsize=8, color="red" if bad else "black")
+                    if bad:
+                        for s in ax.spines.values():
+                            s.set_color("red")
+                            s.set_linewidth(2)
+                if c == 0:
+                    ax.set_ylabel(("original" if r == 0 else "edited") + ("" if track is None else f"\nface {track}"),
+                                  fontsize=9)
+    dist = qc.get("identity_distance") or [None] * n
     frames_x = np.arange(n)
-    ax = fig.add_subplot(grid[2, :])
+    ax = fig.add_subplot(grid[rows, :])
     y = np.array([np.nan if d is None else d for d in dist], float)
-    ax.plot(frames_x, y, "o-", ms=3, lw=1.2, color="tab:blue", label="identity distance (original vs edit)")
+    for track, series in pairs:
+        ys = np.array([np.nan if d is None else d for d in series], float)
+        ax.plot(frames_x, ys, "o-", ms=3, lw=1.2,
+                label="identity distance (original vs edit)" + ("" if track is None else f", face {track}"))
     if qc.get("threshold") is not None:
         ax.axhline(qc["threshold"], ls="--", color="red", lw=1, label=f"drift threshold {qc['threshold']}")
     for i in drifted:
@@ -148,7 +175,7 @@ def _figure_png(original, edited, qc: dict) -> bytes:
     ax.set_title("identity distance per frame" + ("" if np.isfinite(y).any() else " — not measured"), fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     ax.tick_params(labelsize=7)
-    ax2 = fig.add_subplot(grid[3, :], sharex=ax)
+    ax2 = fig.add_subplot(grid[rows + 1, :], sharex=ax)
     w = qc.get("warp_error") or {}
     for key, color in (("original", "0.5"), ("edited", "tab:orange")):
         vals = np.array([np.nan if v is None else v for v in (w.get(key) or [None] * n)], float)
@@ -178,7 +205,7 @@ def _html(png: bytes, qc: dict) -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>ipfacediff QC</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
-<h1>ipfacediff QC</h1><p>{html.escape(_summary(qc))}</p>
+<h1>ipfacediff QC</h1><p>{html.escape(summary(qc))}</p>
 <img alt="contact sheet and identity distance over time" src="data:image/png;base64,{b64}">
 <h2>Per frame</h2><table><tr><th>frame</th><th>status</th><th>identity distance</th>
 <th>warp error (original)</th><th>warp error (edit)</th><th>note</th></tr>

@@ -154,7 +154,7 @@ def test_stats_name_the_model_and_random_weights(tiny_editor, clip16):
 @pytest.mark.parametrize("frames, prompt, match", [
     ([], "x", "no frames"),
     ([np.zeros((64, 64, 3), np.uint8), np.zeros((32, 64, 3), np.uint8)], "x", "same size"),
-    ([np.zeros((64, 64), np.uint8)], "x", "H×W×3"),
+    ([np.zeros((64, 64, 5), np.uint8)], "x", "no usable frame"),
     ([np.zeros((64, 64, 3), np.uint8)], "   ", "prompt is empty"),
 ])
 def test_bad_input_is_one_clear_error(tiny_editor, frames, prompt, match):

@@ -141,4 +141,15 @@ def test_bad_frames_get_a_status_never_a_crash(detector):
             assert o.shape == f.shape and o.dtype == f.dtype and not np.array_equal(o, f)
         elif isinstance(f, np.ndarray):
             assert np.array_equal(o, f, equal_nan=f.dtype.kind == "f")
+        else:
+            assert o is f
     assert np.array_equal(out[2][:, :, 3], rgba[:, :, 3])  # alpha untouched
+
+
+def test_an_unusable_frame_inside_a_track_is_skipped(detector):
+    frames, _ = samples.clip([Actor("astronaut", (480, 300), 200, shift=(10, 0), period=8)], 8, size=(600, 960))
+    frames[3] = np.zeros((600, 960, 2), np.uint8)  # a broken frame in the middle of the shot
+    plan = prepare(frames, Settings(), detector=detector)
+    assert plan.status == ["face"] * 3 + ["invalid"] + ["face"] * 4 and 3 not in plan.crop_frames
+    out = paste(frames, plan.crops, plan)
+    assert np.array_equal(out[3], frames[3])

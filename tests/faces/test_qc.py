@@ -10,7 +10,7 @@ import pytest
 
 from engine.faces import paste, prepare, samples
 from engine.faces.samples import Actor
-from engine.metrics.qc import qc
+from engine.metrics.quality import qc
 from engine.metrics.report import render_report
 from engine.settings import Settings
 
@@ -54,12 +54,13 @@ def test_qc_flags_exactly_the_drifted_frames(edited, moving_plan, facenet, tmp_p
     assert image.shape[0] > 600 and image.shape[1] > 1000
 
 
-def test_qc_without_a_face_measures_warp_only():
+def test_qc_without_a_face_measures_warp_only(tmp_path):
     frames = [np.full((200, 300, 3), 90 + i, np.uint8) for i in range(4)]
     plan = prepare(frames, Settings())
     result = qc(frames, frames, plan)
     assert result["mode"] == "full" and result["embedder"] is None and result["drifted_frames"] == []
     assert result["warp_error"]["mean_edited"] is not None
+    assert render_report(frames, frames, result, tmp_path / "r.png").stat().st_size > 10_000
 
 
 def _write(frames, folder):

@@ -5,7 +5,8 @@ In: the original and edited frames (same count and size), the `FacePlan` the edi
 edited face is measured exactly where the original was), an embedder (loaded from
 `settings.face_embedder` when None). Out: a JSON-serialisable dict:
 - `identity_distance[i]`: cosine distance between original and edited face embeddings in
-  frame i (the largest over subjects; None where no face was measured), `threshold`,
+  frame i (the largest over subjects, whose track id is `identity_track[i]`; None where no
+  face was measured), `threshold`,
   `drifted_frames` (distance > threshold), per-subject detail incl. the clip-level distance
   of the mean embeddings (the paper's Sec. 5.3 cosine);
 - `warp_error`: Eq. 7 per frame pair on the face crops (or the whole frame in full mode)
@@ -61,6 +62,7 @@ def qc(original_frames: Sequence[np.ndarray], edited_frames: Sequence[np.ndarray
         raise UserError(f"QC needs as many edited frames as original ones ({len(edited_frames)} vs {n}).")
     every = settings.qc_every
     distance: list[float | None] = [None] * n
+    which: list[int | None] = [None] * n  # the subject (track id) each frame's distance belongs to
     subjects = []
     threshold = settings.qc_identity_threshold
     name = None
@@ -81,10 +83,12 @@ def qc(original_frames: Sequence[np.ndarray], edited_frames: Sequence[np.ndarray
                 ee.append(ve)
                 d = float(embedder.distance(vo, ve))
                 per[i] = d
-                distance[i] = d if distance[i] is None else max(distance[i], d)
+                if distance[i] is None or d > distance[i]:
+                    distance[i], which[i] = d, int(plan.subjects[g])
             clip_d = float(cosine_distances(clip_embedding(np.array(eo)), clip_embedding(np.array(ee)))) if eo else None
             vals = list(per.values())
             subjects.append({"track": int(plan.subjects[g]), "frames_measured": len(per),
+                             "identity_distance": [_r(per.get(i)) for i in range(n)],
                              "mean": _r(np.mean(vals)) if vals else None, "max": _r(max(vals)) if vals else None,
                              "clip_distance": _r(clip_d)})
     drifted = [i for i, d in enumerate(distance) if d is not None and threshold is not None and d > threshold]
@@ -96,6 +100,7 @@ def qc(original_frames: Sequence[np.ndarray], edited_frames: Sequence[np.ndarray
         "embedder": name,
         "threshold": _r(threshold),
         "identity_distance": [_r(d) for d in distance],
+        "identity_track": which,
         "identity_mean": _r(np.mean(measured)) if measured else None,
         "identity_max": _r(max(measured)) if measured else None,
         "drifted_frames": drifted,
