@@ -91,6 +91,26 @@ def machine() -> dict:
     return info
 
 
+def unet_gflop_per_eval(models, side: int) -> float | None:
+    """FLOPs of one plain UNet evaluation of one frame at `side`² (counted on the meta device,
+    so nothing is computed): the nominal cost behind 'UNet TFLOP/s'."""
+    try:
+        from diffusers import UNet2DConditionModel
+        from torch.utils.flop_counter import FlopCounterMode
+
+        cfg = models.identity.unet.config
+        lat = side // models.vae_scale_factor
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(cfg)
+            x = torch.zeros(1, cfg.in_channels, lat, lat)
+            emb = torch.zeros(1, models.tokenizer.model_max_length, cfg.cross_attention_dim)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            unet(x, torch.tensor(500), encoder_hidden_states=emb)
+        return counter.get_total_flops() / 1e9
+    except Exception:  # an exotic model the meta device cannot trace: leave the column empty
+        return None
+
+
 def reset_host_peak() -> bool:
     """Reset the process's peak RSS (Linux: VmHWM and getrusage's ru_maxrss), so the peak the
     engine reports belongs to this edit alone (models resident included). False if unsupported."""
@@ -127,7 +147,7 @@ def mib(n: float | None) -> str:
     return f"{n / 2**10:,.1f} KiB"
 
 
-def summarize(stats: dict, mode: str, frames: int) -> dict:
+def summarize(stats: dict, mode: str, frames: int, gflop: float | None = None) -> dict:
     sec, inner = stats["seconds"], stats.get("seconds_in", {})
     total = sec["total"]
     in_models = inner.get("unet", 0.0) + inner.get("vae", 0.0)
@@ -145,23 +165,29 @@ def summarize(stats: dict, mode: str, frames: int) -> dict:
         "peak_memory_kind": "device" if on_device else "host RSS",
         "cache_bytes_per_frame": stats["cache_bytes_per_frame"],
         "other_processes_cores": stats.get("other_processes_cores"),
+        "cpu_seconds_per_frame": (stats["process_cpu_seconds"] / frames
+                                  if stats.get("process_cpu_seconds") is not None else None),
+        "unet_tflops": (stats["unet_evals"]["total"] * gflop / 1e3 / inner["unet"]
+                        if gflop and inner.get("unet") else None),
     }
 
 
 def table(rows: list[dict], baseline: dict | None) -> str:
-    head = ["mode", "frames", "UNet evals/frame", *[f"{s} s" for s in STAGES], "total s", "s/frame",
-            "outside UNet+VAE", "peak mem", "cache/frame", "other procs"]
+    head = ["mode", "frames", "UNet evals/frame", *[f"{s} s" for s in STAGES], "total s", "s/frame", "CPU s/frame",
+            "outside UNet+VAE", "UNet TFLOP/s", "peak mem", "cache/frame", "other procs"]
     body = []
     for r in rows:
         s = r["seconds"]
         body.append([r["mode"], str(r["frames"]), f"{r['evals_per_frame']:.1f}",
                      *[f"{s[k]:.3f}" for k in STAGES], f"{s['total']:.3f}", f"{r['seconds_per_frame']:.4f}",
-                     f"{100 * r['outside_share']:.1f} %", f"{mib(r['peak_memory'])} ({r['peak_memory_kind']})",
+                     "-" if r["cpu_seconds_per_frame"] is None else f"{r['cpu_seconds_per_frame']:.4f}",
+                     f"{100 * r['outside_share']:.1f} %",
+                     "-" if r["unet_tflops"] is None else f"{r['unet_tflops']:.3g}", f"{mib(r['peak_memory'])} ({r['peak_memory_kind']})",
                      mib(r["cache_bytes_per_frame"]),
                      "-" if r["other_processes_cores"] is None else f"{r['other_processes_cores']:.2f} cores"])
     if baseline:
         body.append([baseline["mode"], "any", f"≈{baseline['low']:.0f}–{baseline['high']:.0f} *",
-                     *["-"] * len(STAGES), "-", "-", "-", "-", "-", "-"])
+                     *["-"] * len(STAGES), "-", "-", "-", "-", "-", "-", "-", "-"])
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
@@ -260,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warm-up edit {w + 1}/{args.warmup}: 2 frames, {warm_side}², 2 steps, "
               f"{time.perf_counter() - t:.1f} s (not counted)", flush=True)
 
+    gflop = unet_gflop_per_eval(editor.models, size)
+    if gflop:
+        print(f"one plain UNet evaluation of one {size}² frame: {gflop:.3g} GFLOP", flush=True)
     rows, raw = [], []
     for n in frame_counts:
         clip = make_clip(n, size)
@@ -275,10 +304,11 @@ def main(argv: list[str] | None = None) -> int:
                     # CPU time other processes took during this edit, in cores (0 = quiet machine).
                     other = max(system_busy_seconds() - busy0 - (own_cpu_seconds() - own0), 0.0)
                     result.stats["other_processes_cores"] = round(other / wall, 2)
+                result.stats["process_cpu_seconds"] = round(own_cpu_seconds() - own0, 3)
                 if best is None or result.stats["seconds"]["total"] < best.stats["seconds"]["total"]:
                     best = result
             result = best
-            row = summarize(result.stats, mode, n)
+            row = summarize(result.stats, mode, n, gflop)
             rows.append(row)
             raw.append({k: v for k, v in result.stats.items() if k != "prompt"})
             busy = row["other_processes_cores"]
@@ -300,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{baseline['formula']} = {TF_HIGH:.2f} evaluations per frame.")
     print("  'UNet evals/frame' counts one frame through the UNet once (a guided pair counts 2); "
           "'outside UNet+VAE' = 1 − (time inside UNet and VAE calls) / edit total; stage times exclude "
-          "model load; cache/frame = inverted trajectory + cached ε1 features per frame; 'other procs' = "
+          "model load; 'CPU s/frame' = this process's CPU time (all threads) per frame, which contention "
+          "inflates far less than wall time at --threads 1; 'UNet TFLOP/s' = evaluations × plain-UNet FLOPs / time inside UNet calls (nominal: "
+          "extended attention adds, propagated attention saves a little); cache/frame = inverted trajectory + cached ε1 features per frame; 'other procs' = "
           "CPU other processes used during the edit (0 = quiet machine; more inflates the times).")
 
     checks = goal_checks(rows, args, random_weights, preset)
@@ -331,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         out = {"machine": info, "date": time.strftime("%Y-%m-%d"), "args": vars(args), "model": model,
+               "unet_gflop_per_eval": gflop,
                "random_weights": random_weights, "size": size, "rows": rows, "baseline": baseline,
                "checks": checks, "raw_stats": raw}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
