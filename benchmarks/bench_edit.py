@@ -289,7 +289,20 @@ def main(argv: list[str] | None = None) -> int:
     gflop = unet_gflop_per_eval(editor.models, size)
     if gflop:
         print(f"one plain UNet evaluation of one {size}² frame: {gflop:.3g} GFLOP", flush=True)
+    baseline = {"mode": "TokenFlow defaults (computed, not run)", "low": TF_LOW, "high": TF_HIGH,
+                "formula": f"{TF_INVERSION_STEPS} + {TF_EDIT_STEPS}×{TF_PASSES}×(1 + 1/{TF_BATCH})"}
     rows, raw = [], []
+
+    def write_json(complete: bool, checks: list | None = None) -> None:
+        """Everything so far; written after every row too, so a run cut short keeps its rows."""
+        if not args.json:
+            return
+        out = {"machine": info, "date": time.strftime("%Y-%m-%d"), "args": vars(args), "model": model,
+               "complete": complete, "unet_gflop_per_eval": gflop, "random_weights": random_weights,
+               "size": size, "rows": rows, "baseline": baseline, "checks": checks, "raw_stats": raw}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+
     for n in frame_counts:
         clip = make_clip(n, size)
         for mode in modes:
@@ -311,13 +324,12 @@ def main(argv: list[str] | None = None) -> int:
             row = summarize(result.stats, mode, n, gflop)
             rows.append(row)
             raw.append({k: v for k, v in result.stats.items() if k != "prompt"})
+            write_json(complete=False)
             busy = row["other_processes_cores"]
             print(f"ran {mode}: {n} frames {size}², {args.steps} steps, {row['seconds']['total']:.2f} s"
                   + (f"; other processes used {busy:.2f} cores meanwhile" if busy is not None else "")
                   + (" (CONTENDED: timings inflated)" if busy is not None and busy > 0.2 else ""), flush=True)
 
-    baseline = {"mode": "TokenFlow defaults (computed, not run)", "low": TF_LOW, "high": TF_HIGH,
-                "formula": f"{TF_INVERSION_STEPS} + {TF_EDIT_STEPS}×{TF_PASSES}×(1 + 1/{TF_BATCH})"}
     stamp = "RANDOM WEIGHTS" if random_weights else "trained weights"
     print()
     print(f"## {model} [{stamp}] — {size}×{size}, steps={args.steps}, guidance={args.guidance_scale}, "
@@ -362,12 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(line for line in buf.getvalue().splitlines() if line.strip()))
 
     if args.json:
-        out = {"machine": info, "date": time.strftime("%Y-%m-%d"), "args": vars(args), "model": model,
-               "unet_gflop_per_eval": gflop,
-               "random_weights": random_weights, "size": size, "rows": rows, "baseline": baseline,
-               "checks": checks, "raw_stats": raw}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+        write_json(complete=True, checks=checks)
         print(f"\nwrote {args.json}")
     return 0
 
