@@ -6,6 +6,8 @@ frame-evaluations per output frame, seconds by stage, the share of time spent ou
 UNet and VAE calls, peak memory (device memory on CUDA, else host RSS), cache bytes per
 frame — with TokenFlow's default schedule as a computed (not run) baseline row, and the
 issue's goal checks. `--json OUT` writes everything, raw engine stats included.
+`--pipeline core` (default) times the diffusion edit of model-ready frames; `full` adds
+face detection, crop, paste-back and QC (`Editor.edit`).
 
 The clip is synthetic but a real face: scikit-image's astronaut photo cropped around the
 face (x 125..325, y 12..212), shifted by a few pixels per frame and resized to --size.
@@ -51,6 +53,7 @@ TF_HIGH = TF_INVERSION_STEPS + TF_EDIT_STEPS * TF_PASSES * (1 + 1 / TF_BATCH)  #
 GOAL_EVALS_PER_FRAME = 150   # cached mode, 50 steps, with guidance
 GOAL_OUTSIDE_SHARE = 0.10    # tiny preset: time outside UNet + VAE calls
 STAGES = ("encode", "invert", "edit", "decode")
+EXTRA_STAGES = ("faces", "qc")  # --pipeline full: face detection/crop/paste-back, identity/flow QC
 
 
 def make_clip(n_frames: int, side: int) -> list[np.ndarray]:
@@ -149,7 +152,8 @@ def mib(n: float | None) -> str:
 
 def summarize(stats: dict, mode: str, frames: int, gflop: float | None = None) -> dict:
     sec, inner = stats["seconds"], stats.get("seconds_in", {})
-    total = sec["total"]
+    extra = {k: sec[k] for k in EXTRA_STAGES if k in sec}
+    total = sec["total"] + sum(extra.values())  # the engine's total covers the diffusion stages only
     in_models = inner.get("unet", 0.0) + inner.get("vae", 0.0)
     peak = stats["peak_memory_bytes"]
     on_device = peak.get("device") is not None
@@ -157,7 +161,7 @@ def summarize(stats: dict, mode: str, frames: int, gflop: float | None = None) -
         "mode": mode, "frames": frames,
         "evals_per_frame": stats["unet_evals"]["per_frame"],
         "evals": {k: v for k, v in stats["unet_evals"].items()},
-        "seconds": {s: sec.get(s, 0.0) for s in STAGES} | {"total": total, "load": sec.get("load")},
+        "seconds": {s: sec.get(s, 0.0) for s in STAGES} | extra | {"total": total, "load": sec.get("load")},
         "seconds_per_frame": total / frames,
         "seconds_in": inner,
         "outside_share": max(total - in_models, 0.0) / total if total > 0 else 0.0,
@@ -173,21 +177,23 @@ def summarize(stats: dict, mode: str, frames: int, gflop: float | None = None) -
 
 
 def table(rows: list[dict], baseline: dict | None) -> str:
-    head = ["mode", "frames", "UNet evals/frame", *[f"{s} s" for s in STAGES], "total s", "s/frame", "CPU s/frame",
+    stages = STAGES + tuple(k for k in EXTRA_STAGES if any(k in r["seconds"] for r in rows))
+    head = ["mode", "frames", "UNet evals/frame", *[f"{s} s" for s in stages], "total s", "s/frame", "CPU s/frame",
             "outside UNet+VAE", "UNet TFLOP/s", "peak mem", "cache/frame", "other procs"]
     body = []
     for r in rows:
         s = r["seconds"]
         body.append([r["mode"], str(r["frames"]), f"{r['evals_per_frame']:.1f}",
-                     *[f"{s[k]:.3f}" for k in STAGES], f"{s['total']:.3f}", f"{r['seconds_per_frame']:.4f}",
+                     *[f"{s.get(k, 0.0):.3f}" for k in stages], f"{s['total']:.3f}", f"{r['seconds_per_frame']:.4f}",
                      "-" if r["cpu_seconds_per_frame"] is None else f"{r['cpu_seconds_per_frame']:.4f}",
                      f"{100 * r['outside_share']:.1f} %",
-                     "-" if r["unet_tflops"] is None else f"{r['unet_tflops']:.3g}", f"{mib(r['peak_memory'])} ({r['peak_memory_kind']})",
+                     "-" if r["unet_tflops"] is None else f"{r['unet_tflops']:.3g}",
+                     f"{mib(r['peak_memory'])} ({r['peak_memory_kind']})",
                      mib(r["cache_bytes_per_frame"]),
                      "-" if r["other_processes_cores"] is None else f"{r['other_processes_cores']:.2f} cores"])
     if baseline:
         body.append([baseline["mode"], "any", f"≈{baseline['low']:.0f}–{baseline['high']:.0f} *",
-                     *["-"] * len(STAGES), "-", "-", "-", "-", "-", "-", "-", "-"])
+                     *["-"] * len(stages), "-", "-", "-", "-", "-", "-", "-", "-"])
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
@@ -234,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="cached,recompute", help="source-feature modes, comma list")
     p.add_argument("--batch-size", type=int, default=Settings.batch_size, help="frames per UNet call")
     p.add_argument("--guidance-scale", type=float, default=Settings.guidance_scale)
+    p.add_argument("--pipeline", choices=["core", "full"], default="core",
+                   help="core: the diffusion edit of model-ready frames (Editor.edit_crops; the clip is "
+                        "already a face crop); full: Editor.edit — face detection, tracking, crop at --size, "
+                        "paste-back and QC around it, their seconds as extra columns (default core)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--threads", type=int, default=None,
@@ -243,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1,
                    help="measured edits per row; the fastest (by total seconds) is reported (default 1)")
     p.add_argument("--profile", default=None, metavar="FILE",
-                   help="after measuring, cProfile one more edit like the first row, write FILE (pstats) and print the top 10")
+                   help="after measuring, cProfile one more edit like the first row, write FILE (pstats) "
+                        "and print the top 10")
     p.add_argument("--json", default=None, metavar="OUT", help="write machine, rows and checks as JSON")
     args = p.parse_args(argv)
 
@@ -279,10 +290,14 @@ def main(argv: list[str] | None = None) -> int:
 
     base = dict(steps=args.steps, batch_size=args.batch_size, guidance_scale=args.guidance_scale,
                 device=args.device, dtype=args.dtype)
+    if args.pipeline == "full":
+        base["resolution"] = size  # face crops edited at --size, like the core pipeline's frames
+    core = args.pipeline == "core" and hasattr(editor, "edit_crops")
+    run_edit = editor.edit_crops if core else editor.edit
     warm_side = min(size, 128)
     for w in range(args.warmup):
         t = time.perf_counter()
-        editor.edit(make_clip(2, warm_side), PROMPT, Settings(**{**base, "steps": 2}))
+        run_edit(make_clip(2, warm_side), PROMPT, Settings(**{**base, "steps": 2}))
         print(f"warm-up edit {w + 1}/{args.warmup}: 2 frames, {warm_side}², 2 steps, "
               f"{time.perf_counter() - t:.1f} s (not counted)", flush=True)
 
@@ -311,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(max(args.repeat, 1)):
                 reset_host_peak()
                 busy0, own0, wall0 = system_busy_seconds(), own_cpu_seconds(), time.perf_counter()
-                result = editor.edit(clip, PROMPT, settings)
+                result = run_edit(clip, PROMPT, settings)
                 wall = time.perf_counter() - wall0
                 if busy0 is not None:
                     # CPU time other processes took during this edit, in cores (0 = quiet machine).
@@ -332,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stamp = "RANDOM WEIGHTS" if random_weights else "trained weights"
     print()
-    print(f"## {model} [{stamp}] — {size}×{size}, steps={args.steps}, guidance={args.guidance_scale}, "
-          f"batch={args.batch_size}, device={editor.models.device}, keyframes={raw[-1]['keyframes'] if raw else []}")
+    print(f"## {model} [{stamp}] — {'core' if core else 'full'} pipeline, {size}×{size}, steps={args.steps}, "
+          f"guidance={args.guidance_scale}, batch={args.batch_size}, device={editor.models.device}, "
+          f"keyframes={raw[-1]['keyframes'] if raw else []}")
     print(table(rows, baseline))
     print(f"* TokenFlow defaults, computed, not run: {TF_INVERSION_STEPS}-step DDIM inversion + "
           f"{TF_EDIT_STEPS} edit steps × {TF_PASSES} UNet passes per frame (1 source for PnP injection + "
@@ -342,10 +358,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{baseline['formula']} = {TF_HIGH:.2f} evaluations per frame.")
     print("  'UNet evals/frame' counts one frame through the UNet once (a guided pair counts 2); "
           "'outside UNet+VAE' = 1 − (time inside UNet and VAE calls) / edit total; stage times exclude "
-          "model load; 'CPU s/frame' = this process's CPU time (all threads) per frame, which contention "
-          "inflates far less than wall time at --threads 1; 'UNet TFLOP/s' = evaluations × plain-UNet FLOPs / time inside UNet calls (nominal: "
-          "extended attention adds, propagated attention saves a little); cache/frame = inverted trajectory + cached ε1 features per frame; 'other procs' = "
-          "CPU other processes used during the edit (0 = quiet machine; more inflates the times).")
+          "model load; 'CPU s/frame' = this process's CPU time (all threads) per frame; 'UNet TFLOP/s' = "
+          "evaluations × plain-UNet FLOPs / time inside UNet calls (nominal: extended attention adds, "
+          "propagated attention saves a little); cache/frame = inverted trajectory + cached ε1 features "
+          "per frame; 'other procs' = CPU cores other processes used during the edit (0 = quiet machine; "
+          "above 0.2 the times are inflated).")
 
     checks = goal_checks(rows, args, random_weights, preset)
     print("\ngoal checks:")
@@ -361,11 +378,11 @@ def main(argv: list[str] | None = None) -> int:
               f"({TF_HIGH / ours:.1f}× fewer)")
 
     if args.profile and rows:
-        # A separate, unmeasured edit (cProfile roughly doubles the Python-side cost).
+        # A separate, unmeasured edit: cProfile inflates the Python-side cost.
         n, mode = rows[0]["frames"], rows[0]["mode"]
         prof = cProfile.Profile()
         prof.enable()
-        editor.edit(make_clip(n, size), PROMPT, Settings(**base, source_features=mode))
+        run_edit(make_clip(n, size), PROMPT, Settings(**base, source_features=mode))
         prof.disable()
         prof.dump_stats(args.profile)
         buf = io.StringIO()
