@@ -2,17 +2,21 @@
 
 In: frames as numpy arrays (H×W×3, uint8 or float32 in 0..1, all the same size), a
 prompt, `Settings`, an optional progress callback `(stage, step, fraction)` and cancel
-check. Out: `EditResult` with the edited frames (same size and dtype as the input) and
+check, a preview callback (the first keyframe, as soon as it is final) and an inversion
+cache. Out: `EditResult` with the edited frames (same size and dtype as the input) and
 stats (UNet frame-evaluations and time by stage, peak memory, model identity, the
 random-weights flag). Stages: encode → invert (ε1) → edit (ε2) → decode.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -21,6 +25,7 @@ import torch
 from engine.attention import FeatureHooks, PassState
 from engine.edit import edit as edit_latents
 from engine.errors import UserError
+from engine import inversion_file
 from engine.invert import Inversion, decode, encode, invert
 from engine.keyframes import plan_keyframes
 from engine.meter import CancelCheck, Meter, Progress
@@ -29,6 +34,17 @@ from engine.schedule import Schedule
 from engine.settings import Settings
 
 MAX_PROMPT_CHARS = 1000
+
+Preview = Callable[[int, np.ndarray], None]
+"""Called once per edit with (frame index, that frame edited, in the input's size and dtype)."""
+
+
+class InversionCache(Protocol):
+    """Where `edit` looks for a clip's inversion before inverting (server.cache implements it)."""
+
+    def get(self, key: str, restore: Callable[[Path], Inversion]) -> Inversion | None: ...
+
+    def put(self, key: str, inversion: Inversion) -> None: ...
 
 
 @dataclass
@@ -89,9 +105,25 @@ def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _signature(models: Models, n: int, size: tuple[int, int], settings: Settings) -> tuple:
     """Everything an inversion depends on; a cached one is reused only when this matches."""
-    return (models.identity_string, n, size, settings.steps, settings.source_prompt, settings.source_features,
+    return (models.identity_string, models.weights_digest, n, size, settings.steps, settings.source_prompt, settings.source_features,
             settings.keyframes, settings.keyframe_interval, settings.keyframe_strategy, settings.seed,
             settings.keyframe_window, settings.keyframe_anchors, settings.attn_injection, settings.conv_injection)
+
+
+def inversion_key(stack: np.ndarray, signature: tuple) -> str:
+    """Digest of the model-ready frames and everything else the inversion depends on."""
+    h = hashlib.sha256(json.dumps(signature, default=str).encode())
+    h.update(np.ascontiguousarray(stack).data)
+    return h.hexdigest()
+
+
+def _to_output(images: np.ndarray, size: tuple[int, int], dtype: np.dtype) -> list[np.ndarray]:
+    """Decoded float images [N, h, w, 3] back to the input's size and sample type."""
+    images = _resize(images, size)
+    if dtype in (np.uint8, np.uint16):
+        top = np.iinfo(dtype).max
+        return [np.clip(np.rint(f * top), 0, top).astype(dtype) for f in images]
+    return [f.astype(np.float32) for f in images]
 
 
 @contextmanager
@@ -160,10 +192,12 @@ class Editor:
 
     def edit(self, frames: Sequence[np.ndarray], prompt: str, settings: Settings | None = None, *,
              progress: Progress | None = None, cancel: CancelCheck | None = None,
-             inversion: Inversion | None = None) -> EditResult:
+             inversion: Inversion | None = None, preview: Preview | None = None,
+             inversions: InversionCache | None = None) -> EditResult:
         """Find and crop the face(s) (or take the whole frame), edit each subject's crops as a
-        clip, paste back at full resolution, measure QC. Frames without a face pass through."""
-        from engine.faces import paste, prepare
+        clip, paste back at full resolution, measure QC. Frames without a face pass through.
+        `preview` gets the first subject's first keyframe pasted into its frame."""
+        from engine.faces import paste, paste_crop, prepare
         from engine.metrics import qc as measure
 
         settings = settings or Settings()
@@ -176,10 +210,17 @@ class Editor:
         face_seconds = time.perf_counter() - start
         edited: list[np.ndarray] = []
         result = None
-        for clip in plan.clips():
+        for g, clip in enumerate(plan.clips()):
+            first = plan.groups[g][0]
+            shown = None
+            if preview is not None and g == 0:
+                def shown(k: int, crop: np.ndarray, first: int = first) -> None:
+                    i = plan.crop_frames[first + k]
+                    preview(i, paste_crop(frames[i], first + k, crop, plan, settings))
             # crops are already model-sized (full mode: not square), so no further resize
             result = self.edit_crops(clip, prompt, settings.replace(resolution=None), progress=progress, cancel=cancel,
-                                     inversion=inversion if len(plan.groups) == 1 else None)
+                                     inversion=inversion if len(plan.groups) == 1 else None, preview=shown,
+                                     inversions=inversions)
             edited += result.frames
         start = time.perf_counter()
         out = paste(frames, edited, plan, settings)
@@ -200,8 +241,11 @@ class Editor:
 
     def edit_crops(self, frames: Sequence[np.ndarray], prompt: str, settings: Settings | None = None, *,
                    progress: Progress | None = None, cancel: CancelCheck | None = None,
-                   inversion: Inversion | None = None) -> EditResult:
-        """The core edit on model-ready frames (one clip of crops, all the same size)."""
+                   inversion: Inversion | None = None, preview: Preview | None = None,
+                   inversions: InversionCache | None = None) -> EditResult:
+        """The core edit on model-ready frames (one clip of crops, all the same size).
+        `preview(k, frame)` gets the first keyframe k before the other frames are decoded;
+        `inversions` is looked up (by `inversion_key`) before inverting and filled after."""
         settings = settings or Settings()
         prompt = (prompt or "").strip()
         if not prompt:
@@ -212,33 +256,49 @@ class Editor:
         stack, in_dtype = _as_float_frames(frames)
         n, h, w = stack.shape[:3]
         size = _model_size(h, w, settings, m.unet_multiple)
-        if inversion is not None and inversion.signature != _signature(m, n, size, settings):
+        signature = _signature(m, n, size, settings)
+        if inversion is not None and inversion.signature != signature:
             raise UserError("the given inversion was made for other frames, model or settings; invert again.")
+        key = None
+        if inversion is None and inversions is not None:
+            key = inversion_key(stack, signature)
+            found = inversions.get(key, lambda path: inversion_file.load(path, m, settings))
+            inversion = found if found is not None and found.signature == signature else None
         branches = 2 if settings.guidance_scale > 1 else 1
         passes = (0 if inversion else 1) + branches + (settings.source_features == "recompute")
         meter = Meter(m.device, n * settings.steps * passes, progress, cancel)
         state = PassState()
         reused = inversion is not None
         with _hooked(m, state):
-            inversion = inversion or self._invert(stack, settings, meter, state)
+            if inversion is None:
+                inversion = self._invert(stack, settings, meter, state)
+                if key is not None:
+                    inversions.put(key, inversion)
             with meter.stage("edit"):
                 edited = edit_latents(m, inversion, prompt, settings, meter, state)
             with meter.stage("decode"):
                 meter.report("decode", 0, 1.0)
-                images = decode(m, edited, meter, settings.vae_batch_size).permute(0, 2, 3, 1).numpy()
-        images = _resize(images, (h, w))
-        if in_dtype in (np.uint8, np.uint16):
-            top = np.iinfo(in_dtype).max
-            out = [np.clip(np.rint(f * top), 0, top).astype(in_dtype) for f in images]
-        else:
-            out = [f.astype(np.float32) for f in images]
+                out = self._decode(edited, inversion.plan.keyframes[0], settings, meter, preview, (h, w), in_dtype)
         stats = meter.stats(n)
         stats["seconds"]["load"] = round(self.load_seconds, 4)
         stats.update(
             model=m.identity_string, random_weights=m.random_weights, device=str(m.device),
             dtype=str(m.dtype).removeprefix("torch."), frames=n, model_size=list(size),
             keyframes=list(inversion.plan.keyframes), steps=settings.steps, source_features=settings.source_features,
-            inversion_reused=reused, cache_bytes_per_frame=inversion.store.nbytes / n,
+            inversion_reused=reused, inversion_cache=None if key is None else ("hit" if reused else "miss"),
+            cache_bytes_per_frame=inversion.store.nbytes / n,
             settings=settings.to_dict(), prompt=prompt,
         )
         return EditResult(out, stats, inversion)
+
+    def _decode(self, latents: torch.Tensor, first: int, settings: Settings, meter: Meter, preview: Preview | None,
+                size: tuple[int, int], dtype: np.dtype) -> list[np.ndarray]:
+        """Decode every frame; with a preview, keyframe `first` alone first and shown at once."""
+        m, batch = self.models, settings.vae_batch_size
+        if preview is None:
+            return _to_output(decode(m, latents, meter, batch).permute(0, 2, 3, 1).numpy(), size, dtype)
+        head = _to_output(decode(m, latents[first:first + 1], meter, batch).permute(0, 2, 3, 1).numpy(), size, dtype)
+        preview(first, head[0])
+        rest = torch.cat([latents[:first], latents[first + 1:]])
+        tail = _to_output(decode(m, rest, meter, batch).permute(0, 2, 3, 1).numpy(), size, dtype) if len(rest) else []
+        return tail[:first] + head + tail[first:]

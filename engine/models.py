@@ -9,6 +9,9 @@ one base (or the base itself), one UNet is kept in memory and adapters are switc
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +67,20 @@ class Models:
     def identity_string(self) -> str:
         label = " (RANDOM WEIGHTS)" if self.random_weights else ""
         return f"{self.source}{label} | ε1={self.identity.source} | ε2={self.direction.source}"
+
+    @functools.cached_property
+    def weights_digest(self) -> str:
+        """What an inversion depends on beyond the model's name: dtype, scheduler config, and the
+        shape and first 16 values of every parameter of the VAE, the text encoder and the ε1 UNet
+        (adapters included). A few KiB read, yet different when weights change under one path."""
+        h = hashlib.sha256(json.dumps([str(self.dtype), str(self.vae_dtype), dict(self.scheduler_config)],
+                                      sort_keys=True, default=str).encode())
+        for module in (self.vae, self.text_encoder, self.identity.unet):
+            for name, p in module.named_parameters():
+                head = p.detach().reshape(-1)[:16].float().cpu()
+                h.update(f"{name}{tuple(p.shape)}".encode())
+                h.update(head.numpy().tobytes())
+        return h.hexdigest()[:16]
 
     @property
     def vae_scale_factor(self) -> int:

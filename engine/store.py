@@ -60,7 +60,7 @@ class TensorStore:
         size = sum(t.numel() * t.element_size() for t in _tensors(value))
         if self.device_bytes + size <= self.budget:
             self.device_bytes += size
-            stored = _map(value, lambda t: t.detach())
+            stored = _map(value, lambda t: t.detach().to(self.device))
         else:
             self.host_bytes += size
             pin = self.device.type == "cuda"
@@ -71,6 +71,10 @@ class TensorStore:
         if key not in self._items:
             return default
         return _map(self._items[key], lambda t: t.to(self.device, non_blocking=True))
+
+    def items(self):
+        """(key, value) pairs as stored (device or host tensors), for serialisation."""
+        return self._items.items()
 
     def __contains__(self, key: Any) -> bool:
         return key in self._items

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.cli import add_model_args
 from engine.errors import UserError
+from server import cache
 from server import protocol as P
 
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -34,7 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="folder clients may name in paths (repeatable); none: inline frames only")
     serve.add_argument("--keys", type=Path, help="folder from `ipfacediff keys`: server key pair and clients/ allow-list")
     serve.add_argument("--curve", action="store_true", help="require CURVE even on a loopback/ipc bind")
-    serve.add_argument("--cache-bytes", type=int, default=2 * 1024 ** 3, help="inversion cache budget (bytes)")
+    serve.add_argument("--cache-bytes", type=int, default=cache.DEFAULT_BYTES,
+                       help="inversion cache budget in memory (bytes; device or pinned host)")
+    serve.add_argument("--cache-disk-bytes", type=int, default=cache.DEFAULT_DISK_BYTES,
+                       help="inversion cache budget on disk under <state-dir>/inversions (bytes; 0: no disk tier)")
     serve.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
     serve.add_argument("--no-fsync", action="store_true", help="skip fsync of results (tmpfs, benchmarks)")
     for name in ("max_parts", "max_part_bytes", "max_message_bytes", "max_frames", "max_side", "max_queue"):
@@ -78,8 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = P.Limits(**{n: getattr(args, n) for n in ("max_parts", "max_part_bytes", "max_message_bytes",
                                                        "max_frames", "max_side", "max_queue")})
     opts = Options(bind=args.bind, state_dir=args.state_dir, media_roots=args.media_root, limits=limits,
-                   cache_bytes=args.cache_bytes, keys_dir=args.keys, curve=args.curve, heartbeat_s=args.heartbeat,
-                   fsync=not args.no_fsync)
+                   cache_bytes=args.cache_bytes, cache_disk_bytes=args.cache_disk_bytes, keys_dir=args.keys,
+                   curve=args.curve, heartbeat_s=args.heartbeat, fsync=not args.no_fsync)
     editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
                     identity=args.identity_model, direction=args.direction_model, device=args.device,
                     dtype=args.dtype, model_config=args.model_config)

@@ -48,6 +48,15 @@ class Result:
     stats: dict | None = None
     output: dict | None = None
     frames: list | None = None  # numpy arrays for inline results fetched with pixels
+    preview: tuple[int, Any] | None = None  # PENDING with preview=True: (frame index, first finished keyframe)
+
+
+def _event(msg: P.Message) -> dict[str, Any]:
+    """An event's header; a PROGRESS with a preview also gets the frame as `preview_frame` (numpy)."""
+    ev = dict(msg.header)
+    if ev.get("preview") and msg.buffers:
+        ev["preview_frame"] = P.to_arrays(ev["preview"]["frames"], msg.buffers)[0]
+    return ev
 
 
 def job_id() -> str:
@@ -133,7 +142,7 @@ class Client:
                         raise EngineError(msg.header.get("code", "internal"), msg.header.get("message", ""))
                     return {**msg.header, "_buffers": msg.buffers}
                 if msg.header.get("re") is None and msg.type != "HEARTBEAT":
-                    self.events_buf.append(msg.header)
+                    self.events_buf.append(_event(msg))
             if attempt < self.retries and retry:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -197,11 +206,14 @@ class Client:
     def shutdown(self, token: str) -> None:
         self.request({"type": "SHUTDOWN", "token": token}, retry=False)
 
-    def result(self, job: str, *, pixels: bool = True) -> Result:
-        """RESULT, fetching inline frames page by page (each page within the engine's message limit)."""
-        head = self.request({"type": "RESULT", "job": job, "pixels": False})
+    def result(self, job: str, *, pixels: bool = True, preview: bool = False) -> Result:
+        """RESULT, fetching inline frames page by page (each page within the engine's message limit);
+        with `preview`, a running job's first finished keyframe when there is one yet."""
+        head = self.request({"type": "RESULT", "job": job, "pixels": False, "preview": preview})
         res = Result(job, head["status"], head["state"], head.get("reason"), head.get("code"), head.get("stats"),
                      head.get("output"))
+        if head.get("preview"):
+            res.preview = (head["preview"]["frame"], P.to_arrays(head["preview"]["frames"], head["_buffers"])[0])
         if res.status != P.DONE or not pixels or (res.output or {}).get("mode") != "inline":
             return res
         total = res.output["total"]
@@ -257,7 +269,7 @@ class Client:
                     raise EngineHung(f"the engine's worker has reported nothing for {age:.0f} s.")
             msg = self._recv(0.2)
             if msg is not None and msg.header.get("re") is None and msg.type != "HEARTBEAT":
-                self.events_buf.append(msg.header)
+                self.events_buf.append(_event(msg))
             if time.monotonic() - self.last_heard > self.dead_after:
                 raise EngineGone(f"nothing heard from the engine at {self.address} for {self.dead_after:.0f} s.")
 

@@ -48,6 +48,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: dict[str, Any] = field(default_factory=dict)
     watchers: set[bytes] = field(default_factory=set)
+    preview: tuple[dict[str, Any], Any] | None = None  # (info, frame) of the first finished keyframe
 
 
 def write_atomic(path: Path, chunks: Iterable[Any], fsync: bool = True) -> int:
@@ -166,7 +167,7 @@ class JobStore:
                code: str | None = None, error: str | None = None) -> None:
         with self.lock:
             job.state, job.result, job.stats, job.code, job.error = state, result, stats, code, error
-            job.finished = time.time()
+            job.finished, job.preview = time.time(), None
             if self.running == job.id:
                 self.running = None
             self._save(job)

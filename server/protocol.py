@@ -217,7 +217,7 @@ REQUESTS: dict[str, dict[str, tuple[Check, bool]]] = {
     "LIST": {},
     "CANCEL": {"job": (_job_id, True)},
     "RESULT": {"job": (_job_id, True), "offset": (_int(0, 2 ** 31), False), "count": (_int(1, 2 ** 31), False),
-               "pixels": (_bool, False)},
+               "pixels": (_bool, False), "preview": (_bool, False)},
     "RELEASE": {"job": (_job_id, True)},
     "HEARTBEAT": {},
     "SHUTDOWN": {"token": (_str(256, 1), True)},

@@ -26,6 +26,7 @@ import zmq
 from engine.errors import UserError
 from engine.settings import Settings
 from server import protocol as P
+from server import cache as cache_defaults
 from server.cache import InversionCache
 from server.jobs import Job, JobStore
 from server.security import ZAP_DOMAIN, MediaRoots, load_server_keys, start_authenticator
@@ -33,7 +34,7 @@ from server.worker import Worker
 
 ENGINE_VERSION = "0.1.0"
 CAPABILITIES = ["inline_frames", "path_io", "preview", "cancel_running", "inversion_cache", "result_paging",
-                "persistence", "retry"]
+                "persistence", "retry", "keyframe_preview"]
 # Settings fields whose values are paths the engine reads (confined to the media roots).
 PATH_SETTINGS = ("face_models", "face_reference")
 
@@ -44,7 +45,8 @@ class Options:
     state_dir: Path = Path("ipfacediff-state")
     media_roots: list[str] = field(default_factory=list)
     limits: P.Limits = field(default_factory=P.Limits)
-    cache_bytes: int = 2 * 1024 ** 3
+    cache_bytes: int = cache_defaults.DEFAULT_BYTES
+    cache_disk_bytes: int = cache_defaults.DEFAULT_DISK_BYTES
     keys_dir: Path | None = None
     curve: bool = False
     heartbeat_s: float = 1.0
@@ -81,7 +83,7 @@ class Service:
         self.roots = MediaRoots(options.media_roots)
         options.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(options.state_dir, fsync=options.fsync)
-        self.cache = InversionCache(options.cache_bytes)
+        self.cache = InversionCache(options.cache_bytes, options.state_dir / "inversions", options.cache_disk_bytes)
         self.token = self._write_token(options.state_dir)
         self.ctx = zmq.Context()
         self.outbox = f"inproc://ipfacediff-out-{id(self)}"
@@ -214,6 +216,7 @@ class Service:
         self.worker.stopping.set()
         self.worker.join(timeout=60)
         self.io_jobs.put(None)
+        self.cache.close()  # finish writing inversions already started
         router.close(linger=0)
         inbox.close(linger=0)
         if self.auth is not None:
@@ -380,7 +383,10 @@ class Service:
         body |= {"status": P.result_status(job.state), "state": job.state}
         if job.state != "done":
             body |= {"code": job.code, "reason": job.error, "progress": dict(job.progress) or None}
-            self.reply(ident, body)
+            shown = job.preview if h.get("preview") else None
+            if shown is not None:
+                body["preview"] = shown[0]
+            self.reply(ident, body, [shown[1]] if shown is not None else [])
             return
         out = job.result or {}
         body |= {"stats": job.stats, "output": {k: v for k, v in out.items() if k != "frames"}}

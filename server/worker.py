@@ -64,16 +64,11 @@ class Worker(threading.Thread):
                 frames = [frames[index]]
                 alpha = [alpha[index]] if alpha is not None else None
                 settings = settings.replace(keyframes=None)
-            key = cache_mod.key(frames, settings, self.model_identity)
-            cached = self.cache.get(key)
             result = self.editor.edit(frames, job.request["prompt"], settings,
                                       progress=self.progress_callback(job, len(frames)),
-                                      cancel=self.cancel_check(job), inversion=cached)
-            if cached is None:
-                self.cache.put(key, result.inversion)
-            stats = {**result.stats, "qc": result.qc}
-            stats["inversion_cache"] = "hit" if cached is not None else "miss"
-            stats["cache"] = self.cache.info()
+                                      cancel=self.cancel_check(job), inversions=self.cache,
+                                      preview=self.preview_callback(job, alpha, in_dtype))
+            stats = {**result.stats, "qc": result.qc, "cache": self.cache.info()}
             out = self.write_outputs(job, result.frames, alpha, first, in_dtype)
             job.progress = {**job.progress, "stage": "done", "fraction": 1.0, "frames": len(frames),
                             "frames_done": len(frames), "eta_s": 0.0}
@@ -98,8 +93,9 @@ class Worker(threading.Thread):
         req = job.request
         if "frames" in req:
             desc = req["frames"]
-            raw = np.fromfile(self.store.folder(job.id) / "input.raw", dtype=np.dtype(DTYPES[desc["dtype"]][1]))
-            stack = raw.reshape([desc["count"], *desc["shape"]])
+            # mapped, not read: the pages written at ingest are still in the page cache
+            stack = np.memmap(self.store.folder(job.id) / "input.raw", dtype=np.dtype(DTYPES[desc["dtype"]][1]),
+                              mode="r", shape=(desc["count"], *desc["shape"]))
             frames = [stack[i, :, :, :3] for i in range(len(stack))]
             alpha = [stack[i, :, :, 3] for i in range(len(stack))] if desc["shape"][2] == 4 else None
             return frames, alpha, 0, stack.dtype
@@ -114,12 +110,14 @@ class Worker(threading.Thread):
                       in_dtype: np.dtype) -> dict[str, Any]:
         output = job.request.get("output") or {"mode": "inline"}
         if output["mode"] == "inline":
-            out = [np.ascontiguousarray(self._as_dtype(f, in_dtype)) for f in frames]
-            if alpha is not None:
-                out = [np.dstack([f, a]) for f, a in zip(out, alpha)]
-            write_atomic(self.store.folder(job.id) / "result.raw", (memoryview(f).cast("B") for f in out),
-                         self.store.fsync)
-            return {"mode": "inline", "frames": describe(out)}
+            h, w, c = frames[0].shape
+            out = np.empty((len(frames), h, w, c + (alpha is not None)), in_dtype)  # one copy, alpha interleaved
+            for i, f in enumerate(frames):
+                out[i, :, :, :c] = self._as_dtype(f, in_dtype)
+                if alpha is not None:
+                    out[i, :, :, c] = alpha[i]
+            write_atomic(self.store.folder(job.id) / "result.raw", [memoryview(out).cast("B")], self.store.fsync)
+            return {"mode": "inline", "frames": describe(list(out))}
         from engine.io import write_frames
 
         out_dir = self.roots.resolve(output["dir"], for_output=True)
@@ -142,6 +140,21 @@ class Worker(threading.Thread):
             return frame.astype(dtype)
         top = np.iinfo(dtype).max
         return np.clip(np.rint(frame.astype(np.float32) * top), 0, top).astype(dtype)
+
+    def preview_callback(self, job: Job, alpha: list[np.ndarray] | None, in_dtype: np.dtype):
+        """Shows the first finished keyframe: a PROGRESS event with one pixel part (the frame in
+        the job's input layout and sample type), kept on the job for RESULT(preview) while it runs."""
+        def show(index: int, frame: np.ndarray) -> None:
+            image = self._as_dtype(frame, in_dtype)
+            if alpha is not None:
+                image = np.dstack([image, alpha[index]])
+            image = np.ascontiguousarray(image)
+            info = {"frame": index, "frames": describe([image])}
+            job.preview = (info, image)
+            self.emit(self.watchers(job), {"type": "PROGRESS", "job": job.id, "state": "running", **job.progress,
+                                           "preview": info}, [image])
+
+        return show
 
     def cancel_check(self, job: Job) -> Callable[[], bool]:
         return lambda: job.cancel.is_set() or self.stopping.is_set()

@@ -8,7 +8,7 @@ is on disk).
 """
 
 from engine.faces.detect import Face, load_detector
-from engine.faces.paste import paste
+from engine.faces.paste import paste, paste_crop
 from engine.faces.plan import FacePlan, prepare
 
-__all__ = ["Face", "FacePlan", "load_detector", "paste", "prepare"]
+__all__ = ["Face", "FacePlan", "load_detector", "paste", "paste_crop", "prepare"]

@@ -105,23 +105,36 @@ def paste(original_frames: Sequence[np.ndarray], edited_crops: Sequence[np.ndarr
     if len(original_frames) != plan.n_frames:
         raise UserError(f"paste needs the {plan.n_frames} original frames; got {len(original_frames)}.")
     out = [np.array(f, copy=True) if isinstance(f, np.ndarray) else f for f in original_frames]
-    if plan.mode == "full":
-        for k, i in enumerate(plan.crop_frames):
-            _paste_full(out[i], np.asarray(edited_crops[k], np.float32), plan, settings)
-        return out
-    res = plan.size[0]
-    ellipse = None
-    for k, (i, box, face) in enumerate(zip(plan.crop_frames, plan.crop_boxes, plan.crop_faces)):
-        if settings.face_mask == "hull":
-            mask = crop_mask(res, "hull", settings.face_feather, settings.face_mask_dilate,
-                             _to_crop(face.kps, box, res),
-                             None if face.dense is None else _to_crop(face.dense, box, res))
-        else:
-            if ellipse is None:
-                ellipse = crop_mask(res, settings.face_mask, settings.face_feather, settings.face_mask_dilate)
-            mask = ellipse
-        _paste_crop(out[i], np.asarray(original_frames[i]), np.asarray(edited_crops[k], np.float32), box, mask, settings)
+    masks: dict = {}
+    for k, i in enumerate(plan.crop_frames):
+        _paste_one(out[i], np.asarray(original_frames[i]), k, edited_crops[k], plan, settings, masks)
     return out
+
+
+def paste_crop(original: np.ndarray, k: int, edited: np.ndarray, plan: "FacePlan",
+               settings: "Settings") -> np.ndarray:
+    """Crop `k` of the plan, edited, pasted into a copy of its original frame (a preview of one frame)."""
+    out = np.array(original, copy=True)
+    _paste_one(out, np.asarray(original), k, edited, plan, settings, {})
+    return out
+
+
+def _paste_one(frame: np.ndarray, original: np.ndarray, k: int, edited: np.ndarray, plan: "FacePlan",
+               settings: "Settings", masks: dict) -> None:
+    """Paste edited crop `k` into `frame` (a copy of `original`); `masks` caches the shared ellipse/box mask."""
+    edited = np.asarray(edited, np.float32)
+    if plan.mode == "full":
+        _paste_full(frame, edited, plan, settings)
+        return
+    res, box, face = plan.size[0], plan.crop_boxes[k], plan.crop_faces[k]
+    if settings.face_mask == "hull":
+        mask = crop_mask(res, "hull", settings.face_feather, settings.face_mask_dilate, _to_crop(face.kps, box, res),
+                         None if face.dense is None else _to_crop(face.dense, box, res))
+    else:
+        if "shared" not in masks:
+            masks["shared"] = crop_mask(res, settings.face_mask, settings.face_feather, settings.face_mask_dilate)
+        mask = masks["shared"]
+    _paste_crop(frame, original, edited, box, mask, settings)
 
 
 def _paste_crop(frame: np.ndarray, original: np.ndarray, edited: np.ndarray, box: np.ndarray,
@@ -182,4 +195,4 @@ def _paste_full(frame: np.ndarray, edited: np.ndarray, plan: "FacePlan", setting
     write_back(frame, result, np.ones((h, w), bool), 0, 0)
 
 
-__all__ = ["paste", "crop_mask"]
+__all__ = ["paste", "paste_crop", "crop_mask"]

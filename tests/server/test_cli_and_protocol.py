@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from server import protocol as P
-from server.cache import InversionCache
 from server.security import MediaRoots
 from serverkit import ROOT, clip
 
@@ -99,19 +98,3 @@ def test_media_roots(tmp_path):
         roots.resolve(str(root), for_output=True)
     with pytest.raises(P.ProtocolError, match="no --media-root"):
         MediaRoots([]).resolve(str(root))
-
-
-class _Inv:
-    def __init__(self, n):
-        self.store = type("S", (), {"nbytes": n})()
-
-
-def test_inversion_cache_lru_by_bytes():
-    cache = InversionCache(100)
-    cache.put("a", _Inv(60))
-    cache.put("b", _Inv(30))
-    assert cache.get("a") is not None  # a becomes most recent
-    cache.put("c", _Inv(30))  # evicts b
-    assert cache.get("b") is None and cache.get("a") is not None and cache.get("c") is not None
-    cache.put("huge", _Inv(1000))
-    assert cache.get("huge") is None and cache.info()["bytes"] == 90

@@ -34,6 +34,18 @@ def test_submit_progress_result(client):
     assert res.stats["random_weights"] is True and res.stats["inversion_cache"] == "miss"
 
 
+def test_progress_carries_the_first_finished_keyframe(client):
+    frames = clip(5, seed=6, channels=4, dtype=np.float16)
+    acc = client.submit("add glasses", frames=frames, settings={**FAST, "keyframes": [1, 4]})
+    shown = [e for e in client.events(acc["job"], timeout=120) if e["type"] == "PROGRESS" and e.get("preview")]
+    assert len(shown) == 1
+    ev = shown[0]
+    assert ev["preview"]["frame"] == 1 and ev["stage"] == "decode"
+    res = client.result(acc["job"])
+    assert ev["preview_frame"].dtype == np.float16 and ev["preview_frame"].shape == (64, 64, 4)
+    assert np.array_equal(ev["preview_frame"], res.frames[1])  # the final frame, alpha included
+
+
 def test_rgba_half_float_round_trip_keeps_alpha(client):
     frames = clip(2, seed=2, channels=4, dtype=np.float16)
     acc = client.submit("add a hat", frames=frames, settings=FAST)
