@@ -73,8 +73,10 @@ class Models:
         """What an inversion depends on beyond the model's name: dtype, scheduler config, and the
         shape and first 16 values of every parameter of the VAE, the text encoder and the ε1 UNet
         (adapters included). A few KiB read, yet different when weights change under one path."""
-        h = hashlib.sha256(json.dumps([str(self.dtype), str(self.vae_dtype), dict(self.scheduler_config)],
-                                      sort_keys=True, default=str).encode())
+        # "_" keys are diffusers' bookkeeping, some listed in set order (varies per process)
+        schedule = {k: v for k, v in dict(self.scheduler_config).items() if not k.startswith("_")}
+        h = hashlib.sha256(json.dumps([str(self.dtype), str(self.vae_dtype), schedule], sort_keys=True,
+                                      default=str).encode())
         for module in (self.vae, self.text_encoder, self.identity.unet):
             for name, p in module.named_parameters():
                 head = p.detach().reshape(-1)[:16].float().cpu()

@@ -145,3 +145,15 @@ def test_weights_digest_follows_the_weights_not_the_name():
     with torch.no_grad():
         next(c.identity.unet.parameters()).view(-1)[0] += 1.0  # same name, other weights
     assert c.weights_digest != a.weights_digest
+
+
+def test_weights_digest_is_the_same_in_another_process():
+    """The disk cache outlives the process: its key must not depend on hash seeds or addresses."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from engine.models import load_models; print(load_models('tiny', device='cpu').weights_digest)"
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.split()[-1] for seed in ("1", "2")}
+    assert len(digests) == 1
