@@ -98,3 +98,15 @@ def test_media_roots(tmp_path):
         roots.resolve(str(root), for_output=True)
     with pytest.raises(P.ProtocolError, match="no --media-root"):
         MediaRoots([]).resolve(str(root))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float16, np.float32])
+def test_with_alpha_interleaves_exactly(dtype):
+    from server.worker import with_alpha
+
+    rng = np.random.default_rng(3)
+    rgba = (rng.random((5, 7, 4)) * (200 if np.dtype(dtype).kind == "u" else 1)).astype(dtype)
+    rgba[0, 0] = np.array([np.nan, 1, 2, 3]).astype(dtype) if np.dtype(dtype).kind == "f" else rgba[0, 0]
+    out = np.empty_like(rgba)
+    assert with_alpha(rgba[..., :3], rgba[..., 3], out) is out
+    assert np.array_equal(out.view(np.uint8), rgba.view(np.uint8))  # bit for bit, NaN included
