@@ -105,9 +105,10 @@ def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _signature(models: Models, n: int, size: tuple[int, int], settings: Settings) -> tuple:
     """Everything an inversion depends on; a cached one is reused only when this matches."""
-    return (models.identity_string, models.weights_digest, n, size, settings.steps, settings.source_prompt, settings.source_features,
-            settings.keyframes, settings.keyframe_interval, settings.keyframe_strategy, settings.seed,
-            settings.keyframe_window, settings.keyframe_anchors, settings.attn_injection, settings.conv_injection)
+    return (models.identity_string, models.weights_digest, n, size, settings.steps, settings.source_prompt,
+            settings.source_features, settings.keyframes, settings.keyframe_interval, settings.keyframe_strategy,
+            settings.seed, settings.keyframe_window, settings.keyframe_anchors, settings.attn_injection,
+            settings.conv_injection)
 
 
 def inversion_key(stack: np.ndarray, signature: tuple) -> str:

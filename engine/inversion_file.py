@@ -79,8 +79,8 @@ def save(inv: Inversion, path: Path) -> int:
     tensors: list[torch.Tensor] = []
     items = [[_plain(key), _layout(value, tensors)] for key, value in inv.store.items()]
     header: dict[str, Any] = {"__metadata__": {
-        "format": FORMAT, "frames": str(inv.plan.n_frames), "cached": json.dumps(inv.cached), "signature": json.dumps(_plain(inv.signature)),
-        "items": json.dumps(items)}}
+        "format": FORMAT, "frames": str(inv.plan.n_frames), "cached": json.dumps(inv.cached),
+        "signature": json.dumps(_plain(inv.signature)), "items": json.dumps(items)}}
     offset = 0
     for i, t in enumerate(tensors):
         size = t.numel() * t.element_size()
