@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 device=args.device, dtype=args.dtype)
     if args.pipeline == "full":
         base["resolution"] = size  # face crops edited at --size, like the core pipeline's frames
-    core = args.pipeline == "core" and hasattr(editor, "edit_crops")
+    core = args.pipeline == "core"
     run_edit = editor.edit_crops if core else editor.edit
     warm_side = min(size, 128)
     for w in range(args.warmup):

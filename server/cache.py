@@ -74,7 +74,7 @@ class InversionCache:
     def put(self, key: str, inversion: Any) -> None:
         self._remember(key, inversion)
         path = self._path(key)
-        if path is None or path.is_file():
+        if path is None or path.is_file() or nbytes(inversion) > self.max_disk_bytes:
             return
         future = self.writer.submit(self._write, path, inversion)
         with self.lock:
@@ -102,8 +102,6 @@ class InversionCache:
     def _write(self, path: Path, inversion: Any) -> None:
         from engine import inversion_file  # torch: loaded with the engine, not with the CLI
 
-        if nbytes(inversion) > self.max_disk_bytes:
-            return
         inversion_file.save(inversion, path)
         self._evict_disk(keep=path)
 

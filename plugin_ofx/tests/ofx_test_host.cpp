@@ -566,28 +566,27 @@ ofx::ImageEffectSuiteV1 g_effect_suite = {
     [](OfxImageMemoryHandle) -> OfxStatus { return ofx::kStatErrUnsupported; },
 };
 
-std::string format_message(const char* fmt, va_list ap) {
+// Formats a host message and emits it as one JSON event of kind `event`.
+OfxStatus emit_message(const char* event, const char* type, const char* id, const char* fmt, va_list ap) {
   char buf[4096];
   std::vsnprintf(buf, sizeof buf, fmt, ap);
-  return buf;
+  emit(std::string("{\"event\":\"") + event + "\",\"type\":" + jstr(type ? type : "") + ",\"id\":" +
+       jstr(id ? id : "") + ",\"text\":" + jstr(buf) + "}");
+  return ofx::kStatOK;
 }
 OfxStatus message_v1(void*, const char* type, const char* id, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  std::string text = format_message(fmt, ap);
+  OfxStatus status = emit_message("message", type, id, fmt, ap);
   va_end(ap);
-  emit("{\"event\":\"message\",\"type\":" + jstr(type ? type : "") + ",\"id\":" + jstr(id ? id : "") +
-       ",\"text\":" + jstr(text) + "}");
-  return ofx::kStatOK;
+  return status;
 }
 OfxStatus message_persistent(void*, const char* type, const char* id, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  std::string text = format_message(fmt, ap);
+  OfxStatus status = emit_message("persistent", type, id, fmt, ap);
   va_end(ap);
-  emit("{\"event\":\"persistent\",\"type\":" + jstr(type ? type : "") + ",\"id\":" + jstr(id ? id : "") +
-       ",\"text\":" + jstr(text) + "}");
-  return ofx::kStatOK;
+  return status;
 }
 ofx::MessageSuiteV2 g_message_suite = {
     message_v1, message_persistent, [](void*) -> OfxStatus {

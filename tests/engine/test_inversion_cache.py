@@ -113,13 +113,28 @@ def test_inversion_key_covers_pixels_and_signature():
 
 
 @pytest.mark.parametrize("keyframes", [None, (2, 5)])
-def test_preview_is_the_first_keyframe_before_the_rest(tiny_editor, clip16, keyframes):
+def test_preview_is_the_first_keyframe_before_the_rest(tiny_editor, clip16, keyframes, monkeypatch):
+    import engine.editor as editor_module
+
+    events = []
+    real_decode = editor_module.decode
+
+    def recording_decode(models, latents, *args):
+        events.append(("decode", len(latents)))
+        return real_decode(models, latents, *args)
+
+    monkeypatch.setattr(editor_module, "decode", recording_decode)
     shown = []
-    result = tiny_editor.edit_crops(clip16[:7], "add glasses", FAST.replace(keyframes=keyframes),
-                                    preview=lambda i, frame: shown.append((i, frame.copy(), len(shown))))
-    assert len(shown) == 1
-    index, frame, _ = shown[0]
-    assert index == result.stats["keyframes"][0] == (keyframes or (0,))[0]
+
+    def preview(i, frame):
+        events.append(("preview", i))
+        shown.append((i, frame.copy()))
+
+    result = tiny_editor.edit_crops(clip16[:7], "add glasses", FAST.replace(keyframes=keyframes), preview=preview)
+    first = (keyframes or (0,))[0]
+    assert events == [("decode", 1), ("preview", first), ("decode", 6)]  # the keyframe alone, shown, then the rest
+    (index, frame), = shown
+    assert index == result.stats["keyframes"][0] == first
     assert frame.dtype == np.uint8 and frame.shape == clip16[0].shape
     assert np.array_equal(frame, result.frames[index])
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))  # serve
 from engine.io import write_frames  # noqa: E402
 from fake_resolve import FakeResolve  # noqa: E402
 from resolvekit import CLIP_AT, CLIP_IN, CLIP_LEN, SECOND_AT, SECOND_LEN  # noqa: E402
-from serverkit import SMALL_LIMITS, EngineProcess  # noqa: E402
+from serverkit import shared_engine  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +45,7 @@ def shot(media_root) -> str:
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory, media_root):
-    proc = EngineProcess(tmp_path_factory.mktemp("resolve-engine") / "state",
-                         [*SMALL_LIMITS, "--media-root", str(media_root), "--no-fsync"]).start()
+    proc = shared_engine(tmp_path_factory.mktemp("resolve-engine") / "state", media_root)
     yield proc
     proc.kill(signal.SIGTERM)
 

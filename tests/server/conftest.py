@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serverkit import SMALL_LIMITS, EngineProcess
+from serverkit import shared_engine
 
 
 @pytest.fixture(scope="session")
@@ -17,8 +17,7 @@ def media_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory, media_root):
-    proc = EngineProcess(tmp_path_factory.mktemp("engine") / "state",
-                         [*SMALL_LIMITS, "--media-root", str(media_root), "--no-fsync"]).start()
+    proc = shared_engine(tmp_path_factory.mktemp("engine") / "state", media_root)
     yield proc
     proc.kill(signal.SIGTERM)
 

@@ -32,6 +32,11 @@ class EngineProcess(launch.EngineProcess):
         return 0
 
 
+def shared_engine(state_dir: Path, media_root: Path) -> EngineProcess:
+    """A started engine with small limits and one media root: the session engine of the server and Resolve tests."""
+    return EngineProcess(state_dir, [*SMALL_LIMITS, "--media-root", str(media_root), "--no-fsync"]).start()
+
+
 def clip(n: int = 3, seed: int = 0, size: int = 64, channels: int = 3, dtype=np.uint8) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     if np.dtype(dtype).kind == "f":
