@@ -200,15 +200,53 @@ def _adapter_weights(folder: Path) -> str:
     return files[0].name
 
 
+def _trained_base(path: Path) -> str | None:
+    """The base model a fine-tune says it was trained on: `base_model` of its model card
+    (engine.training), else `base_model_name_or_path` of its peft adapter config."""
+    folder = path if path.is_dir() else path.parent
+    for file, key in (("model_card.json", "base_model"), ("adapter_config.json", "base_model_name_or_path")):
+        if (folder / file).is_file():
+            try:
+                claim = json.loads((folder / file).read_text()).get(key)
+            except (OSError, ValueError, AttributeError):
+                raise UserError(f"{folder / file} is not a readable JSON object.") from None
+            if claim:
+                return str(claim)
+    return None
+
+
+def _names_of(source: str) -> set[str]:
+    """What a base model may be called: as given, its resolved path, and for a folder in the
+    Hugging Face cache (`models--org--name/snapshots/…`) its hub id."""
+    names = {source}
+    path = Path(source).expanduser()
+    if path.exists():
+        names.add(str(path.resolve()))
+        cached = next((p.name for p in path.resolve().parents if p.name.startswith("models--")), None)
+        if cached:
+            names.add(cached.removeprefix("models--").replace("--", "/"))
+    return names
+
+
+def _check_base(name: str, spec: str, claim: str | None, source: str) -> None:
+    """Refuse a fine-tune whose recorded base is not the loaded base (no record: nothing to check)."""
+    if claim is not None and not _names_of(claim) & _names_of(source):
+        flag = "--preset" if claim in PRESETS else "--model"
+        raise UserError(f"the {name} model '{spec}' was trained on '{claim}', not on the loaded base '{source}'; "
+                        f"load it with {flag} {claim}.")
+
+
 def _attach_role(name: str, spec: str | None, base: UNet2DConditionModel,
-                 device: torch.device, dtype: torch.dtype) -> UNetRole:
+                 device: torch.device, dtype: torch.dtype, source: str) -> UNetRole:
     """A role from `spec`: None (the base), a LoRA adapter (folder or file) loaded into the
-    base UNet under the role's name, or a full UNet folder loaded as its own module."""
+    base UNet under the role's name, or a full UNet folder loaded as its own module. A
+    fine-tune that records another base than `source` is refused."""
     if spec is None:
         return UNetRole(name, base)
     path = Path(spec).expanduser()
     if not path.exists():
         raise UserError(f"{name} model '{spec}' does not exist.")
+    _check_base(name, spec, _trained_base(path), source)
     if _is_adapter(path):
         folder, weights = (path.parent, path.name) if path.is_file() else (path, _adapter_weights(path))
         try:
@@ -246,7 +284,7 @@ def load_models(source: str = DEFAULT_MODEL, *, identity: str | None = None, dir
     vae_dtype = torch.float32 if (dt == torch.float16 and vae.config.get("force_upcast", False)) else dt
     _place(vae, dev, vae_dtype)
     text_encoder = _place(parts["text_encoder"], dev, dt)
-    roles = [_attach_role(n, s, base, dev, dt) for n, s in ((IDENTITY, identity), (DIRECTION, direction))]
+    roles = [_attach_role(n, s, base, dev, dt, source) for n, s in ((IDENTITY, identity), (DIRECTION, direction))]
     for role in roles:
         _place(role.unet, dev, dt)
     return Models(tokenizer=parts["tokenizer"], text_encoder=text_encoder, vae=vae,

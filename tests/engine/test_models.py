@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,28 @@ def test_auto_dtype_per_device():
     assert pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
     with pytest.raises(UserError):
         pick_dtype(torch.device("cpu"), "int8")
+
+
+def _card(folder, base: str):
+    (folder / "model_card.json").write_text(json.dumps({"role": "direction", "base_model": base}))
+    return folder
+
+
+def test_an_adapter_trained_on_tiny_is_refused_on_tiny_v_and_loads_on_tiny(tmp_path):
+    adapter = _card(_lora(tmp_path / "dir", seed=1), "tiny")
+    with pytest.raises(UserError, match="trained on 'tiny', not on the loaded base 'tiny-v'; load it with --preset"):
+        load_models("tiny-v", direction=str(adapter))
+    assert load_models("tiny", direction=str(adapter)).direction.adapter == "direction"
+
+
+def test_a_peft_adapter_config_naming_another_base_is_refused(saved, tmp_path):
+    adapter = _lora(tmp_path / "id", seed=2)
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/other-model"}))
+    with pytest.raises(UserError, match="trained on 'org/other-model'"):
+        load_models(str(saved), identity=str(adapter))
+
+
+def test_a_base_in_the_hub_cache_matches_an_adapter_naming_its_hub_id(tmp_path):
+    snapshot = save_preset("tiny", tmp_path / "models--org--sd" / "snapshots" / "abc")
+    adapter = _card(_lora(tmp_path / "dir", seed=1), "org/sd")
+    assert load_models(str(snapshot), direction=str(adapter)).direction.adapter == "direction"
