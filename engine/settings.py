@@ -170,12 +170,24 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-_HINTS = typing.get_type_hints(Settings)
+def _hints(cls: type) -> dict[str, Any]:
+    """Field name -> type. Python < 3.10 (Resolve may run the client side on 3.8) cannot evaluate
+    the `X | None` and `tuple[...]` spellings, so there they are read as typing.Union / Tuple."""
+    try:
+        return typing.get_type_hints(cls)
+    except TypeError:
+        def read(text: str) -> Any:
+            parts = tuple(eval(p.replace("tuple[", "typing.Tuple["), globals()) for p in text.split(" | "))
+            return typing.Union[parts] if len(parts) > 1 else parts[0]
+        return {f.name: read(f.type) for f in dataclasses.fields(cls)}
+
+
+_HINTS = _hints(Settings)
 
 
 def _kind(hint: Any) -> tuple[Any, bool]:
     """(the annotation without None, whether None is allowed)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+    if typing.get_origin(hint) in (typing.Union, getattr(types, "UnionType", typing.Union)):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return args[0], len(args) < len(typing.get_args(hint))
     return hint, False
@@ -256,7 +268,7 @@ def settings_table() -> str:
     metas = {f.name: f.metadata for f in dataclasses.fields(Settings)}
     for name, default, doc in documented_fields():
         meta = metas[name]
-        bounds = _bounds(meta).strip().removeprefix("of ") or meta.get("expect", "")
+        bounds = re.sub(r"^of ", "", _bounds(meta).strip()) or meta.get("expect", "")
         if meta.get("path"):
             bounds += "; a file path, confined to the media roots"
         shown = "nil" if default is None else f"`{default!r}`" if isinstance(default, str) else f"`{default}`"

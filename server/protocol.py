@@ -61,8 +61,8 @@ class Limits:
     max_queue: int = 256
 
     def to_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {
-            "max_header_bytes": MAX_HEADER_BYTES, "max_prompt_chars": MAX_PROMPT_CHARS}
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "max_header_bytes": MAX_HEADER_BYTES, "max_prompt_chars": MAX_PROMPT_CHARS}
 
 
 @dataclass
@@ -212,7 +212,7 @@ REQUESTS: dict[str, dict[str, tuple[Check, bool]]] = {
     "HELLO": {"versions": (lambda v: isinstance(v, list) and 1 <= len(v) <= 16 and all(_int(1, 999)(x) for x in v),
                            True), "client": (_str(128), False)},
     "SUBMIT": _SUBMIT,
-    "PREVIEW": _SUBMIT | {"frame": (_int(0, 2 ** 31), False)},
+    "PREVIEW": {**_SUBMIT, "frame": (_int(0, 2 ** 31), False)},
     "STATUS": {"job": (_job_id, True), "watch": (_bool, False)},
     "LIST": {},
     "CANCEL": {"job": (_job_id, True)},
@@ -233,7 +233,7 @@ FIELD_HELP = {
 
 
 def _check_fields(header: dict[str, Any], spec: dict[str, tuple[Check, bool]]) -> None:
-    allowed = _COMMON | spec
+    allowed = {**_COMMON, **spec}
     unknown = sorted(str(k) for k in header if k not in allowed)
     if unknown:
         raise ProtocolError("bad_field", f"unknown field(s) for {header['type']}: {', '.join(unknown)}.")
