@@ -12,13 +12,12 @@ import importlib
 import json
 import os
 import sys
-import types
-import typing
 from pathlib import Path
-from typing import Any, Callable
 
+from engine.dataclass_cli import add_dataclass_flags, dataclass_values
+from engine.dataclass_cli import converter as _converter  # noqa: F401 (engine/faces/cli.py)
 from engine.errors import Cancelled, UserError
-from engine.settings import Settings, documented_fields
+from engine.settings import Settings
 
 # Modules that add their own subcommands through `register(subparsers)`; each lives with
 # the code it drives (server, faces, training, plugins), so this file stays the dispatcher.
@@ -29,33 +28,15 @@ COMMAND_MODULES = ("engine.faces.cli", "engine.training.cli", "server.cli", "plu
 ALIASES = {"guidance_scale": ["--guidance"], "face_mode": ["--mode"]}
 
 
-def _converter(hint: Any) -> tuple[Callable[[str], Any], list[str] | None]:
-    """argparse type and choices for a Settings annotation."""
-    origin, args = typing.get_origin(hint), [a for a in typing.get_args(hint) if a is not type(None)]
-    if origin is typing.Literal:
-        return str, args
-    if origin in (typing.Union, types.UnionType):
-        return _converter(args[0])
-    if origin is tuple:
-        return (lambda text: tuple(int(v) for v in text.split(",") if v.strip())), None
-    return hint, None
-
-
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per Settings field (`--keyframe-interval`, ...), help text from its docstring;
     unset flags keep the dataclass default."""
-    hints = typing.get_type_hints(Settings)
     group = parser.add_argument_group("edit settings (defaults from engine.settings.Settings)")
-    for name, default, doc in documented_fields():
-        conv, choices = _converter(hints[name])
-        flags = ["--" + name.replace("_", "-")] + ALIASES.get(name, [])
-        group.add_argument(*flags, dest=name, type=conv, choices=choices, default=argparse.SUPPRESS,
-                           help=f"{doc} (default: {default})".replace("%", "%%"))
+    add_dataclass_flags(group, Settings, aliases=ALIASES)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    names = {name for name, _, _ in documented_fields()}
-    return Settings(**{k: v for k, v in vars(args).items() if k in names})
+    return Settings(**dataclass_values(Settings, args))
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
