@@ -1,12 +1,14 @@
 """Frame I/O: read videos, image sequences and stills into a `Clip`; write numbered frames atomically.
 
 `read_frames(source, frame_range=None) -> Clip`, `probe(source) -> ClipInfo`,
-`write_frames(frames, out_dir, *, start=0, fmt="png", video=None, fps=24.0) -> list[Path]`.
+`write_frames(frames, out_dir, *, start=0, fmt="png", video=None, fps=24.0, overwrite=False) -> list[Path]`,
+`check_output(out_dir, names, *, video=None, files=(), overwrite=False, inputs=(), flag="--overwrite")`,
+`frame_names(count, *, start=0, fmt="png") -> list[str]`.
 Bad input raises `engine.errors.UserError` with one sentence.
 """
 
 from engine.io.clip import Clip, ClipInfo
 from engine.io.read import probe, read_frames
-from engine.io.write import write_frames
+from engine.io.write import check_output, frame_names, write_frames
 
-__all__ = ["Clip", "ClipInfo", "probe", "read_frames", "write_frames"]
+__all__ = ["Clip", "ClipInfo", "check_output", "frame_names", "probe", "read_frames", "write_frames"]

@@ -1,7 +1,10 @@
-"""Video files: decode with OpenCV (`read_video`, `probe_video`), encode 8-bit H.264 with imageio-ffmpeg (`write_video`)."""
+"""Video files: decode with OpenCV (`read_video`, `probe_video`); encode 8-bit H.264 with the
+ffmpeg that imageio-ffmpeg ships (`write_video`, into the containers of `VIDEO_OUT_FORMATS`)."""
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +16,8 @@ from engine.errors import UserError
 from engine.io.clip import Clip, ClipInfo
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm")
+VIDEO_OUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+"""Extensions `write_video` writes (H.264 fits these containers) -> ffmpeg's muxer name."""
 
 
 def _open(path: Path) -> cv2.VideoCapture:
@@ -71,27 +76,39 @@ def read_video(path: Path, frame_range: tuple[int, int] | None = None) -> Clip:
     return Clip(frames=frames, first=first, fps=fps, alpha=None, source_dtype="uint8")
 
 
+def check_video_path(path: Path) -> None:
+    """Refuse, before any work, a video path whose extension `write_video` cannot write."""
+    if path.suffix.lower() not in VIDEO_OUT_FORMATS:
+        raise UserError(f"the video {path.name} must end in {', '.join(VIDEO_OUT_FORMATS)} (8-bit H.264).")
+
+
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
-    """Encode RGB/RGBA/gray frames of any supported dtype as 8-bit H.264 (yuv420p; odd sizes padded by one pixel)."""
+    """Encode RGB/RGBA/gray frames of any supported dtype as 8-bit H.264 (yuv420p; odd sizes padded
+    by one pixel) into the container of `path`'s extension; OSError with ffmpeg's last message
+    when ffmpeg fails (the caller removes the file)."""
+    check_video_path(path)
     height, width = frames[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(
-        str(path),
-        (width, height),
-        fps=float(fps),
-        codec="libx264",
-        pix_fmt_in="rgb24",
-        pix_fmt_out="yuv420p",
-        quality=None,
-        macro_block_size=1,
-        output_params=["-crf", "16", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"],
-        ffmpeg_log_level="error",
-    )
-    try:
-        writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(to_rgb8(frame)))
-    finally:
-        writer.close()
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{width}x{height}", "-r", repr(float(fps)), "-i", "-", "-an", "-c:v", "libx264",
+               "-pix_fmt", "yuv420p", "-crf", "16", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+               "-f", VIDEO_OUT_FORMATS[path.suffix.lower()], str(path)]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            with process.stdin as pipe:
+                for frame in frames:
+                    pipe.write(np.ascontiguousarray(to_rgb8(frame)).data)
+        except BrokenPipeError:  # ffmpeg quit early; its exit status and message say why
+            pass
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            code = process.wait()
+        if code != 0:
+            log.seek(0)
+            lines = log.read().decode(errors="replace").strip().splitlines() or [f"exit status {code}"]
+            raise OSError(f"ffmpeg could not write {path.name}: {lines[-1]}")
 
 
 def to_rgb8(frame: np.ndarray) -> np.ndarray:

@@ -1,12 +1,21 @@
-"""`write_frames`: arrays or a Clip -> out_dir/frame_%06d.{png,tif,exr} (+ optional mp4), replaced atomically."""
+"""Frame output: `write_frames` (arrays or a Clip -> out_dir/frame_%06d.{png,tif,exr}, optional
+video) and `check_output` (refuse an output plan before any work is done).
+
+In: frames, an output folder, the first frame number, a format, an optional video path and the
+`overwrite` wish. Out: the written paths. Promises: only the files of this run are written, each
+to a hidden temp file beside its target and then renamed into place; nothing else in the folder
+is ever deleted, moved or changed; an existing file of the same name is replaced only with
+`overwrite=True`; an input is never written over. Folders are created like `mkdir` (0o777 less
+the process umask) and files like `touch` (0o666 less the umask).
+"""
 
 from __future__ import annotations
 
+import math
 import os
-import re
-import shutil
+import secrets
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,61 +26,184 @@ from engine.io.clip import Clip
 
 _EXTS = {"png": ".png", "tif": ".tif", "tiff": ".tif", "exr": ".exr"}
 
+PathLike = str | os.PathLike
+
+
+def frame_names(count: int, *, start: int = 0, fmt: str = "png") -> list[str]:
+    """The file names `write_frames` gives `count` frames numbered from `start`."""
+    ext = _EXTS.get(str(fmt).lower().lstrip("."))
+    if ext is None:
+        raise UserError(f"The output format {fmt!r} is not supported; use png, tif or exr.")
+    if not isinstance(start, (int, np.integer)) or isinstance(start, bool) or start < 0:
+        raise UserError(f"The first output frame number must be a whole number of 0 or more, not {start}.")
+    return [f"frame_{start + i:06d}{ext}" for i in range(count)]
+
+
+def check_output(out_dir: PathLike, names: Sequence[str], *, video: PathLike | None = None,
+                 files: Sequence[PathLike] = (), overwrite: bool = False, inputs: Sequence[PathLike] = (),
+                 flag: str = "--overwrite") -> None:
+    """Raise UserError (one sentence) unless out_dir/<names>, `video` and the other output `files`
+    can all be written: out_dir (and each file's folder) is a folder or can be created, and is
+    writable; `video` has an extension `engine.io.video` writes; no target is named twice, is a
+    folder, or already exists (unless `overwrite`, which `flag` names in the message); and
+    out_dir neither is nor contains an input, and no target is an input file or a file inside
+    an input folder (real paths compared, symlinks followed; never allowed, even with
+    `overwrite`). Writes nothing: writability is tried with an unnamed temp file."""
+    out_dir = Path(out_dir)
+    targets = [out_dir / name for name in names] + [Path(f) for f in ([video] if video else []) + list(files)]
+    _check_inputs(out_dir, targets, [Path(p) for p in inputs])
+    if video is not None:
+        video_io.check_video_path(Path(video))
+    for folder in dict.fromkeys([out_dir] + [t.parent for t in targets[len(names):]]):
+        _check_folder(folder)
+    seen: set[Path] = set()
+    for target in targets:
+        real = target.resolve()
+        if real in seen:
+            raise UserError(f"{target} is named as two different outputs.")
+        seen.add(real)
+        if target.is_dir():
+            raise UserError(f"{target} is a folder; name a file there instead.")
+        if not overwrite and os.path.lexists(target):
+            raise UserError(_clash(target, flag))
+
+
+def _clash(target: Path, flag: str) -> str:
+    return f"{target} already exists; pass {flag} to replace it."
+
+
+def _check_inputs(out_dir: Path, targets: list[Path], inputs: list[Path]) -> None:
+    real_out = out_dir.resolve()
+    for given in inputs:
+        real_in = given.resolve()
+        if real_out == real_in or real_out in real_in.parents:
+            raise UserError(f"the output folder {out_dir} is or contains the input {given}; "
+                            "write the output outside the input.")
+        for target in targets:
+            real = target.resolve()
+            if real == real_in or (real.parent == real_in and os.path.lexists(real)):
+                raise UserError(f"{target} is part of the input {given}; an input is never written over.")
+
+
+def _check_folder(folder: Path) -> None:
+    """`folder` is a writable folder, or the nearest existing folder above it is."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        raise UserError(f"{folder} exists and is not a folder.")
+    if not existing.is_dir():
+        raise UserError(f"{existing} is a file, so the folder {folder} cannot be created.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserError(f"{existing} is not writable ({error.strerror or error}).") from None
+
 
 def write_frames(
     frames: Clip | Iterable[np.ndarray],
-    out_dir: str | os.PathLike,
+    out_dir: PathLike,
     *,
     start: int = 0,
     fmt: str = "png",
-    video: str | os.PathLike | None = None,
+    video: PathLike | None = None,
     fps: float = 24.0,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write frames as out_dir/frame_%06d.<ext> numbered from `start`; return the paths in order.
 
     Frames are H×W, H×W×3 (RGB) or H×W×4 (RGBA) arrays; a Clip's alpha is written as a fourth
     channel. Dtypes: png uint8/uint16 (floats become 16-bit), tif uint8/uint16/float32, exr
     float16/float32 (integers become 0-1 float32). `video` also writes an 8-bit H.264 file.
-    Everything is written to temporary files beside the targets first; earlier frame_*.<ext>
-    files in out_dir are replaced only once all new files exist, so a failure changes nothing.
+    `check_output` runs first, so a clash (without `overwrite`) is refused before anything is
+    written. Every file is then written in full to a temp file beside its target, and only then
+    are they renamed into place, the video last. A failure before the renames leaves the
+    folders as they were (temp files and folders this run created are removed); a failure
+    during them (practically only a vanished folder) removes the files this run added, while
+    files it already replaced under `overwrite` keep their new content.
     """
-    ext = _EXTS.get(str(fmt).lower().lstrip("."))
-    if ext is None:
-        raise UserError(f"The output format {fmt!r} is not supported; use png, tif or exr.")
-    if not isinstance(start, (int, np.integer)) or start < 0:
-        raise UserError(f"The first output frame number must be a whole number of 0 or more, not {start}.")
-    if not fps or fps <= 0:
-        raise UserError(f"The frame rate must be above 0, not {fps}.")
+    if not isinstance(fps, (int, float, np.number)) or not 0 < fps < math.inf:
+        raise UserError(f"The frame rate must be a number above 0, not {fps}.")
     arrays = _collect(frames)
-    encoded = [_for_format(a, ext) for a in arrays]
+    names = frame_names(len(arrays), start=start, fmt=fmt)
+    encoded = [_for_format(a, Path(names[0]).suffix) for a in arrays]
     out_dir = Path(out_dir).absolute()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir} exists and is not a folder.")
-    names = [f"frame_{start + i:06d}{ext}" for i in range(len(encoded))]
-    staging = tmp_video = None
+    video = None if video is None else Path(video).absolute()
+    check_output(out_dir, names, video=video, overwrite=overwrite)
+    made: list[Path] = []
+    staged: dict[Path, Path] = {}
+    done = False
     try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        made += _make_folders(out_dir)
         for name, image in zip(names, encoded):
-            images.write_image(staging / name, image)
+            staged[out_dir / name] = _reserve(out_dir / name)
+            images.write_image(staged[out_dir / name], image)
         if video is not None:
-            video = Path(video)
-            video.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp_name = tempfile.mkstemp(prefix=f".{video.stem}.tmp-", suffix=video.suffix, dir=video.parent)
-            os.close(handle)
-            tmp_video = Path(tmp_name)
-            video_io.write_video(tmp_video, arrays, fps)
-        _swap_in(staging, out_dir, names, ext)
-        if tmp_video is not None:
-            os.replace(tmp_video, video)
+            made += _make_folders(video.parent)
+            staged[video] = _reserve(video)
+            video_io.write_video(staged[video], arrays, fps)
+        _rename_all(staged, overwrite)
+        done = True
     except OSError as error:
         raise UserError(f"Could not write frames to {out_dir}: {error}.") from error
     finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        if tmp_video is not None:
-            tmp_video.unlink(missing_ok=True)
+        if not done:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+            for folder in reversed(made):
+                _remove_if_empty(folder)
     return [out_dir / name for name in names]
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create `folder` and missing parents (mode 0o777 less the umask); return those this call made."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:  # made meanwhile by someone else: theirs, not ours to remove
+            continue
+        made.append(path)
+    return made
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty: something else was put there meanwhile
+        pass
+
+
+def _reserve(target: Path) -> Path:
+    """A new hidden file beside `target` with its extension, created 0o666 less the umask (the
+    writers truncate it and keep that mode)."""
+    tmp = target.with_name(f".{target.stem}.tmp-{secrets.token_hex(6)}{target.suffix}")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return tmp
+
+
+def _rename_all(staged: dict[Path, Path], overwrite: bool) -> None:
+    """Rename every temp file onto its target; on failure remove the targets this run added."""
+    if not overwrite:  # a file may have appeared while this run was encoding
+        clash = next((t for t in staged if os.path.lexists(t)), None)
+        if clash is not None:
+            raise UserError(_clash(clash, "--overwrite"))
+    added = []
+    try:
+        for target, tmp in staged.items():
+            new = not os.path.lexists(target)
+            os.replace(tmp, target)
+            if new:
+                added.append(target)
+    except OSError:
+        for target in added:
+            target.unlink(missing_ok=True)
+        raise
 
 
 def _collect(frames: Clip | Iterable[np.ndarray]) -> list[np.ndarray]:
@@ -116,31 +248,3 @@ def _for_format(frame: np.ndarray, ext: str) -> np.ndarray:
     if kind == "u":
         return frame.astype(np.float32) / np.float32(np.iinfo(frame.dtype).max)
     return frame if frame.dtype in (np.float16, np.float32) else frame.astype(np.float32)
-
-
-_FRAME_FILE = re.compile(r"frame_\d+")
-
-
-def _swap_in(staging: Path, out_dir: Path, names: list[str], ext: str) -> None:
-    """Move staged files into out_dir, first moving its earlier frame_*<ext> files aside; undo on failure."""
-    if not out_dir.exists():
-        os.rename(staging, out_dir)
-        return
-    earlier = [p.name for p in out_dir.iterdir() if p.suffix == ext and _FRAME_FILE.fullmatch(p.stem)]
-    aside = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    moved_aside, moved_in = [], []
-    try:
-        for name in earlier:
-            os.replace(out_dir / name, aside / name)
-            moved_aside.append(name)
-        for name in names:
-            os.replace(staging / name, out_dir / name)
-            moved_in.append(name)
-    except OSError:
-        for name in moved_in:
-            os.replace(out_dir / name, staging / name)
-        for name in moved_aside:
-            os.replace(aside / name, out_dir / name)
-        aside.rmdir()
-        raise
-    shutil.rmtree(aside)
