@@ -19,7 +19,7 @@ class Clip:
     `alpha` is a list of H×W arrays (same dtype as the frames) when the source had alpha,
     else None. `source_dtype` is the sample type stored on disk ("uint8", "uint16",
     "float16" or "float32"; None means the frames' dtype); half EXR frames are widened to
-    float32 in `frames`.
+    float32 in `frames`. `gray` says the source had one colour channel (expanded to RGB here).
     """
 
     frames: list[np.ndarray]
@@ -27,6 +27,7 @@ class Clip:
     fps: float | None = None
     alpha: list[np.ndarray] | None = None
     source_dtype: str | None = None
+    gray: bool = False
 
     def __len__(self) -> int:
         return len(self.frames)

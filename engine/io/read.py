@@ -26,21 +26,26 @@ def read_frames(source: Source, frame_range: tuple[int, int] | None = None) -> C
     if kind == "video":
         return video.read_video(found, frame_range)
     chosen = _select(found, frame_range, str(source))
-    frames, alphas, source_dtype = [], [], None
+    frames, alphas, source_dtype, gray = [], [], None, False
     for number, path in chosen:
         image = read_image(path)
         rgb, alpha = split_rgb(image, str(path))
+        one_channel = image.ndim == 2 or image.shape[2] < 3
         if frames:
             _check_same(frames[0], rgb, chosen[0][1], path)
+            if one_channel != gray:
+                raise UserError(f"{path.name} and {chosen[0][1].name} differ in colour channels (gray and RGB); "
+                                "all frames of a clip must have the same.")
         else:
-            source_dtype = str(image.dtype)
+            source_dtype, gray = str(image.dtype), one_channel
         frames.append(rgb)
         alphas.append(alpha)
     if all(a is None for a in alphas):
         alpha_list = None
     else:
         alpha_list = [a if a is not None else opaque(f) for a, f in zip(alphas, frames)]
-    return Clip(frames=frames, first=chosen[0][0], fps=None, alpha=alpha_list, source_dtype=source_dtype)
+    return Clip(frames=frames, first=chosen[0][0], fps=None, alpha=alpha_list, source_dtype=source_dtype,
+                gray=gray)
 
 
 def probe(source: Source) -> ClipInfo:
