@@ -14,51 +14,74 @@ f_I, f_T are L2-normalised CLIP features; the squared distance sums over feature
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from engine.errors import UserError
+
+# What the UNet is trained to output for x_t = add_noise(z0, noise, t), per prediction type,
+# by the diffusers scheduler's own formulas.
+TARGETS = {
+    "epsilon": lambda scheduler, z0, noise, t: noise,
+    "v_prediction": lambda scheduler, z0, noise, t: scheduler.get_velocity(z0, noise, t),
+    "sample": lambda scheduler, z0, noise, t: z0,
+}
+
 
 @dataclass
 class Diffusion:
-    """Noise schedule and VAE scaling of the model being tuned."""
+    """Noise schedule (a diffusers `DDPMScheduler`) and VAE scaling of the model being tuned."""
 
-    alphas_cumprod: torch.Tensor  # [T] on the device
-    prediction_type: str
+    scheduler: Any
     scaling_factor: float
     shift_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.prediction_type not in TARGETS:
+            raise UserError(f"the model's scheduler predicts '{self.prediction_type}', which training does not "
+                            f"support (only {', '.join(TARGETS)}).")
 
     @classmethod
     def of(cls, scheduler_config, vae, device) -> "Diffusion":
         from diffusers import DDPMScheduler
 
-        sched = DDPMScheduler.from_config(scheduler_config)
-        return cls(sched.alphas_cumprod.to(device, torch.float32), sched.config.prediction_type,
-                   vae.config.scaling_factor, vae.config.get("shift_factor") or 0.0)
+        scheduler = DDPMScheduler.from_config(scheduler_config)
+        scheduler.alphas_cumprod = scheduler.alphas_cumprod.to(device)
+        return cls(scheduler, vae.config.scaling_factor, vae.config.get("shift_factor") or 0.0)
 
-    def _a(self, t: torch.Tensor) -> torch.Tensor:
-        return self.alphas_cumprod[t].view(-1, 1, 1, 1)
+    @property
+    def prediction_type(self) -> str:
+        return self.scheduler.config.prediction_type
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """ᾱ_t for every training timestep, [T]."""
+        return self.scheduler.alphas_cumprod
 
     def noised(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        a = self._a(t)
-        return a.sqrt() * z0 + (1 - a).sqrt() * noise
+        return self.scheduler.add_noise(z0, noise, t)
+
+    def target(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The UNet's training target for x_t = noised(z0, noise, t)."""
+        return TARGETS[self.prediction_type](self.scheduler, z0, noise, t)
+
+    def split(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(clean latent, noise) from the UNet output at timestep t. x_t and the output are both
+        linear in (z0, noise), per sample; the coefficients are read off the scheduler's own
+        formulas (`noised`, `target`) applied to unit latents, and the 2×2 system is solved."""
+        one = torch.ones(t.shape[0], 1, 1, 1, device=x_t.device)
+        zero = torch.zeros_like(one)
+        p, q = self.noised(one, zero, t), self.noised(zero, one, t)
+        r, s = self.target(one, zero, t), self.target(zero, one, t)
+        det = p * s - q * r
+        p, q, r, s, det = (c.to(out.dtype) for c in (p, q, r, s, det))
+        return (s * x_t - q * out) / det, (p * out - r * x_t) / det
 
     def x0(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Clean latent predicted from the UNet output at timestep t."""
-        a = self._a(t).to(out.dtype)
-        if self.prediction_type == "epsilon":
-            return (x_t - (1 - a).sqrt() * out) / a.sqrt()
-        if self.prediction_type == "v_prediction":
-            return a.sqrt() * x_t - (1 - a).sqrt() * out
-        return out  # "sample"
-
-    def eps(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        a = self._a(t).to(out.dtype)
-        if self.prediction_type == "epsilon":
-            return out
-        if self.prediction_type == "v_prediction":
-            return a.sqrt() * out + (1 - a).sqrt() * x_t
-        return (x_t - a.sqrt() * out) / (1 - a).sqrt()
+        return self.split(out, x_t, t)[0]
 
     @torch.no_grad()
     def invert(self, unet, z0: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, steps: int) -> torch.Tensor:
@@ -67,11 +90,8 @@ class Diffusion:
         x, prev = z0, torch.zeros_like(t)
         for k in range(1, steps + 1):
             nxt = torch.div(t * k, steps, rounding_mode="floor")
-            e = self.eps(unet(x, prev, encoder_hidden_states=cond).sample, x, prev)
-            a_prev = torch.ones_like(self._a(prev)) if k == 1 else self._a(prev)
-            x0 = (x - (1 - a_prev).sqrt().to(x.dtype) * e) / a_prev.sqrt().to(x.dtype)
-            a = self._a(nxt).to(x.dtype)
-            x = a.sqrt() * x0 + (1 - a).sqrt() * e
+            x0, eps = self.split(unet(x, prev, encoder_hidden_states=cond).sample, x, prev)
+            x = self.noised(x if k == 1 else x0, eps, nxt)
             prev = nxt
         return x
 

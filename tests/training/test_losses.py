@@ -6,30 +6,50 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.errors import UserError
 from engine.presets import SD_SCHEDULER
 from engine.training.embedders import TinyFaceEmbedder
 from engine.training.losses import Diffusion, direction_loss, identity_loss
 
 
-def _diffusion(prediction_type: str) -> Diffusion:
+def _scheduler(prediction_type: str):
     from diffusers import DDIMScheduler
+
+    return DDIMScheduler(**{**SD_SCHEDULER, "prediction_type": prediction_type})
+
+
+def _diffusion(prediction_type: str) -> Diffusion:
     from diffusers.configuration_utils import FrozenDict
 
-    cfg = DDIMScheduler(**{**SD_SCHEDULER, "prediction_type": prediction_type}).config
     vae = type("Vae", (), {"config": FrozenDict(scaling_factor=0.18215)})()
-    return Diffusion.of(cfg, vae, "cpu")
+    return Diffusion.of(_scheduler(prediction_type).config, vae, "cpu")
 
 
-@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
-def test_x0_of_the_true_output_is_the_clean_latent(kind):
-    d = _diffusion(kind)
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
+def test_x0_and_noise_of_the_true_output_are_the_clean_latent_and_the_noise(kind):
+    """The true output is built by an independent diffusers scheduler's own formulas."""
+    d, sched = _diffusion(kind), _scheduler(kind)
     z0, noise = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
     t = torch.tensor([0, 500, 999])
-    x_t = d.noised(z0, noise, t)
-    a = d.alphas_cumprod[t].view(-1, 1, 1, 1)
-    out = noise if kind == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * z0
-    assert torch.allclose(d.x0(out, x_t, t), z0, atol=2e-3)
-    assert torch.allclose(d.eps(out, x_t, t), noise, atol=1e-3)
+    x_t = sched.add_noise(z0, noise, t)
+    out = {"epsilon": noise, "v_prediction": sched.get_velocity(z0, noise, t), "sample": z0}[kind]
+    x0, eps = d.split(out, x_t, t)
+    assert torch.allclose(x0, z0, atol=2e-3) and torch.allclose(d.x0(out, x_t, t), x0)
+    assert torch.allclose(eps, noise, atol=1e-3)
+
+
+def test_the_v_prediction_target_and_the_noising_are_the_schedulers_own():
+    d, sched = _diffusion("v_prediction"), _scheduler("v_prediction")
+    z0, noise, t = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8), torch.tensor([10, 700])
+    assert torch.equal(d.target(z0, noise, t), sched.get_velocity(z0, noise, t))
+    assert torch.equal(d.noised(z0, noise, t), sched.add_noise(z0, noise, t))
+    assert torch.equal(d.alphas_cumprod, sched.alphas_cumprod)
+
+
+def test_an_unknown_prediction_type_is_a_one_sentence_user_error():
+    with pytest.raises(UserError, match="predicts 'flow_prediction', which training does not support") as err:
+        _diffusion("flow_prediction")
+    assert str(err.value).count(". ") == 0 and "\n" not in str(err.value)
 
 
 def test_ddim_inversion_with_zero_noise_prediction_is_a_rescaling():
