@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -189,7 +190,6 @@ struct Format {
   DType dtype = DType::u8;
   int channels = 4, width = 0, height = 0, x1 = 0, y1 = 0;
   bool premult = false;
-  double sx = 1.0, sy = 1.0;
   bool same_pixels(const Format& o) const {
     return dtype == o.dtype && channels == o.channels && width == o.width && height == o.height && x1 == o.x1 &&
            y1 == o.y1 && premult == o.premult;
@@ -208,8 +208,6 @@ Format format_of(const Image& img) {
   f.x1 = img.bounds.x1;
   f.y1 = img.bounds.y1;
   f.premult = img.premult;
-  f.sx = img.sx;
-  f.sy = img.sy;
   return f;
 }
 
@@ -269,16 +267,84 @@ bool terminal(JobState s) {
          s == JobState::Detached;
 }
 
+// ---- parameters: one table; describe, create-instance and read-settings are generated from it
+enum class Kind { Text, Line, Int, Double, Choice, Button, Status, Hidden };
+struct Option {
+  const char* label;
+  const char* engine;  // the engine setting's value
+};
+struct ParamSpec {
+  const char* name;    // OFX identifier (kept in projects)
+  Kind kind;
+  const char* label;
+  const char* hint;
+  const char* engine;  // engine.settings.Settings field it sets (also the script name), or nullptr
+  double dflt, min, max;  // Int / Double: default and range; Choice: default option index
+  const char* text;       // Text / Line / Status: default
+  std::vector<Option> options;
+  double display_max, increment;
+  int digits;
+};
+ParamSpec text_param(const char* name, Kind kind, const char* label, const char* hint, const char* dflt) {
+  return {name, kind, label, hint, nullptr, 0, 0, 0, dflt, {}, 0, 0, 0};
+}
+ParamSpec int_param(const char* name, const char* label, const char* hint, const char* engine, int dflt, int min,
+                    int max) {
+  return {name, Kind::Int, label, hint, engine, double(dflt), double(min), double(max), "", {}, 0, 0, 0};
+}
+ParamSpec double_param(const char* name, const char* label, const char* hint, const char* engine, double dflt,
+                       double min, double max, double display_max, double increment, int digits) {
+  return {name, Kind::Double, label, hint, engine, dflt, min, max, "", {}, display_max, increment, digits};
+}
+ParamSpec choice_param(const char* name, const char* label, const char* hint, const char* engine,
+                       std::vector<Option> options, int dflt) {
+  return {name, Kind::Choice, label, hint, engine, double(dflt), 0, 0, "", std::move(options), 0, 0, 0};
+}
+
+// Engine defaults are engine/settings.py's (test_ofx_plugin.py fails when one differs).
+enum Param { kPrompt, kAddress, kSeed, kGuidance, kKeyframeInterval, kMode, kSteps, kAnalyze, kStatus, kAnalysis, kParams };
+const std::vector<ParamSpec>& param_table() {
+  static const std::vector<ParamSpec> table = {
+      text_param("prompt", Kind::Text, "Prompt", "What to change, e.g. 'add glasses' (sent to the engine as the edit prompt)",
+                 ""),
+      text_param("address", Kind::Line, "Engine address",
+                 "ZeroMQ address of `ipfacediff serve` (a non-local engine needs CURVE: reach it through a tunnel)",
+                 "tcp://127.0.0.1:5555"),
+      int_param("seed", "Seed", "Seeds every random choice of the edit", "seed", 0, 0, INT_MAX),
+      double_param("guidance", "Guidance", "Classifier-free guidance of the edit (1 disables it)", "guidance_scale", 7.5,
+                   1.0, 50.0, 15.0, 0.5, 2),
+      int_param("keyframeInterval", "Keyframe interval", "One keyframe every this many frames", "keyframe_interval", 8, 1,
+                kProtocolMaxFrames),
+      choice_param("mode", "Mode",
+                   "crop: edit a tracked face crop and paste it back; full: edit the whole frame; auto: crop when a "
+                   "face is found, else full",
+                   "face_mode", {{"crop (face)", "crop"}, {"full frame", "full"}, {"auto (crop if a face is found)", "auto"}},
+                   2),
+      int_param("steps", "Steps", "Denoising steps for inversion and edit (fewer is faster and rougher)", "steps", 50, 1,
+                1000),
+      text_param("analyze", Kind::Button, "Analyze",
+                 "Send the Source clip's frame range to the engine as one job (press again to refresh the status)", ""),
+      text_param("status", Kind::Status, "Status", "Progress of the job and identity QC of the result",
+                 "idle: write a prompt, then press Analyze"),
+      text_param("analysis", Kind::Hidden, "Analysis", "The analysed job (kept with the project)", ""),
+  };
+  return table;
+}
+
+// The parameter values an edit depends on (read on the main thread only).
 struct Settings {
-  std::string prompt, address, mode;
-  int seed = 0, keyframe_interval = 8, steps = 50;
-  double guidance = 7.5;
+  std::string prompt, address;
+  std::vector<std::pair<std::string, ipfd::SettingValue>> engine;  // table order
 };
 
 std::uint64_t params_hash(const Settings& s) {
-  char nums[160];
-  std::snprintf(nums, sizeof nums, "|%d|%.17g|%d|%d|", s.seed, s.guidance, s.keyframe_interval, s.steps);
-  std::string canon = std::string(kAnalysisTag) + "|" + s.prompt + nums + s.mode;
+  std::string canon = std::string(kAnalysisTag) + "|" + s.prompt;
+  char num[40];
+  for (const auto& [key, v] : s.engine) {
+    if (v.kind == ipfd::SettingValue::Int) std::snprintf(num, sizeof num, "%lld", static_cast<long long>(v.i));
+    else if (v.kind == ipfd::SettingValue::Double) std::snprintf(num, sizeof num, "%.17g", v.d);
+    canon += "|" + key + "=" + (v.kind == ipfd::SettingValue::Str ? v.s : std::string(num));
+  }
   return hash_bytes(canon.data(), canon.size(), 0x5e7);
 }
 
@@ -301,8 +367,7 @@ std::string serialize(const Record& r) {
   o << kAnalysisTag << ";job=" << r.id << ";address=" << r.address << ";params=" << hex64(r.params_hash)
     << ";first=" << r.first << ";count=" << r.count << ";dtype=" << ipfd::dtype_name(r.fmt.dtype)
     << ";channels=" << r.fmt.channels << ";width=" << r.fmt.width << ";height=" << r.fmt.height
-    << ";x1=" << r.fmt.x1 << ";y1=" << r.fmt.y1 << ";premult=" << int(r.fmt.premult) << ";sx=" << r.fmt.sx
-    << ";sy=" << r.fmt.sy << ";state=" << (r.state == JobState::Done ? "done" : "pending") << ";hashes=";
+    << ";x1=" << r.fmt.x1 << ";y1=" << r.fmt.y1 << ";premult=" << int(r.fmt.premult) << ";state=" << (r.state == JobState::Done ? "done" : "pending") << ";hashes=";
   for (std::size_t i = 0; i < r.frame_hashes.size(); ++i) o << (i ? "," : "") << hex64(r.frame_hashes[i]);
   return o.str();
 }
@@ -332,8 +397,6 @@ std::shared_ptr<Record> deserialize(const std::string& text) {
       else if (k == "x1") r->fmt.x1 = std::stoi(v);
       else if (k == "y1") r->fmt.y1 = std::stoi(v);
       else if (k == "premult") r->fmt.premult = v == "1";
-      else if (k == "sx") r->fmt.sx = std::stod(v);
-      else if (k == "sy") r->fmt.sy = std::stod(v);
       else if (k == "hashes") {
         std::istringstream hs(v);
         std::string h;
@@ -353,13 +416,14 @@ std::shared_ptr<Record> deserialize(const std::string& text) {
 struct Instance {
   OfxImageEffectHandle effect = nullptr;
   OfxImageClipHandle source = nullptr, output = nullptr;
-  OfxParamHandle prompt = nullptr, address = nullptr, seed = nullptr, guidance = nullptr, keyframe_interval = nullptr,
-                 mode = nullptr, steps = nullptr, status = nullptr, analysis = nullptr;
+  std::vector<OfxParamHandle> params;  // param_table() order
 
-  std::mutex mu;                                // guards records, current, record fields, message
+  std::mutex mu;                                // guards settings, records, current, record fields, message
+  Settings settings;                             // copied from the parameters in main-thread actions
+  std::uint64_t settings_hash = 0;               // params_hash(settings)
   std::vector<std::shared_ptr<Record>> records;  // newest last
   std::shared_ptr<Record> current;               // the one the status line reports
-  std::string idle_status = "idle: write a prompt, then press Analyze";
+  std::string idle_status = param_table()[kStatus].text;
   std::string posted_message;                    // last persistent message (to post changes only)
   bool recovery_tried = false;
 
@@ -387,30 +451,51 @@ void set_state(Instance* I, const std::shared_ptr<Record>& r, JobState s, const 
   r->status = status;
 }
 
-Settings read_settings(Instance* I, OfxTime t) {
+std::string trimmed(const char* text) {
+  std::string v = text ? text : "";
+  const char* ws = " \t\r\n";
+  v.erase(0, v.find_first_not_of(ws));
+  auto end = v.find_last_not_of(ws);
+  v.erase(end == std::string::npos ? 0 : end + 1);
+  return v;
+}
+
+// Main-thread actions only: string values returned by hosts built on the stock HostSupport
+// library live in one per-parameter buffer, so reads from several render threads race. Render
+// uses the copy kept here under the instance's lock.
+Settings refresh_settings(Instance* I) {
+  const auto& table = param_table();
   Settings s;
   char* text = nullptr;
-  Q->paramGetValueAtTime(I->prompt, t, &text);
-  s.prompt = text ? text : "";
+  Q->paramGetValue(I->params[kPrompt], &text);
+  s.prompt = trimmed(text);  // the engine strips it too
   text = nullptr;
-  Q->paramGetValueAtTime(I->address, t, &text);
-  s.address = text ? text : "";
-  Q->paramGetValueAtTime(I->seed, t, &s.seed);
-  Q->paramGetValueAtTime(I->guidance, t, &s.guidance);
-  Q->paramGetValueAtTime(I->keyframe_interval, t, &s.keyframe_interval);
-  Q->paramGetValueAtTime(I->steps, t, &s.steps);
-  int mode = 0;
-  Q->paramGetValueAtTime(I->mode, t, &mode);
-  s.mode = mode == 1 ? "full" : "crop";
-  // Trim the prompt (the engine strips it too); keep the address exact but without blanks.
-  auto trim = [](std::string& v) {
-    const char* ws = " \t\r\n";
-    v.erase(0, v.find_first_not_of(ws));
-    auto end = v.find_last_not_of(ws);
-    v.erase(end == std::string::npos ? 0 : end + 1);
-  };
-  trim(s.prompt);
-  trim(s.address);
+  Q->paramGetValue(I->params[kAddress], &text);
+  s.address = trimmed(text);
+  for (std::size_t k = 0; k < table.size(); ++k) {
+    const ParamSpec& spec = table[k];
+    if (!spec.engine) continue;
+    ipfd::SettingValue v;
+    if (spec.kind == Kind::Double) {
+      v.kind = ipfd::SettingValue::Double;
+      v.d = spec.dflt;
+      Q->paramGetValue(I->params[k], &v.d);
+    } else {
+      int n = int(spec.dflt);
+      Q->paramGetValue(I->params[k], &n);
+      if (spec.kind == Kind::Choice) {
+        v.kind = ipfd::SettingValue::Str;
+        v.s = spec.options[std::size_t(std::clamp(n, 0, int(spec.options.size()) - 1))].engine;
+      } else {
+        v.i = n;
+      }
+    }
+    s.engine.emplace_back(spec.engine, v);
+  }
+  const std::uint64_t h = params_hash(s);
+  std::lock_guard<std::mutex> lock(I->mu);
+  I->settings = s;
+  I->settings_hash = h;
   return s;
 }
 
@@ -532,18 +617,7 @@ void worker_main(Instance* I, std::shared_ptr<Record> rec, std::vector<Buffer> u
           req.job = rec->id;
           req.prompt = settings.prompt;
           req.retry = failed;
-          auto num = [](std::int64_t v) { ipfd::SettingValue s; s.kind = ipfd::SettingValue::Int; s.i = v; return s; };
-          ipfd::SettingValue g;
-          g.kind = ipfd::SettingValue::Double;
-          g.d = settings.guidance;
-          ipfd::SettingValue m;
-          m.kind = ipfd::SettingValue::Str;
-          m.s = settings.mode;
-          req.settings = {{"seed", num(settings.seed)},
-                          {"guidance_scale", g},
-                          {"keyframe_interval", num(settings.keyframe_interval)},
-                          {"face_mode", m},
-                          {"steps", num(settings.steps)}};
+          req.settings = settings.engine;
           req.desc = {rec->fmt.dtype, rec->fmt.height, rec->fmt.width, rec->fmt.channels, rec->count};
           req.frames = upload;
           ipfd::Accepted acc = conn.submit(req, 10.0 + double(fb) * rec->count / 50e6);
@@ -681,7 +755,7 @@ void recover(Instance* I, OfxTime t) {
     I->recovery_tried = true;
   }
   char* text = nullptr;
-  Q->paramGetValueAtTime(I->analysis, t, &text);
+  Q->paramGetValueAtTime(I->params[kAnalysis], t, &text);
   auto rec = text ? deserialize(text) : nullptr;
   if (!rec) return;
   rec->state = JobState::Connecting;
@@ -704,11 +778,11 @@ void sync_params(Instance* I) {
     if (I->current) analysis = serialize(*I->current);
   }
   if (status != I->shown_status) {
-    Q->paramSetValue(I->status, status.c_str());
+    Q->paramSetValue(I->params[kStatus], status.c_str());
     I->shown_status = status;
   }
   if (!analysis.empty() && analysis != I->shown_analysis) {
-    Q->paramSetValue(I->analysis, analysis.c_str());  // changes when the job is done: the host re-renders
+    Q->paramSetValue(I->params[kAnalysis], analysis.c_str());  // changes when the job is done: the host re-renders
     I->shown_analysis = analysis;
   }
 }
@@ -720,11 +794,22 @@ void set_idle(Instance* I, const std::string& text) {
 }
 
 // ---- Analyze ------------------------------------------------------------------------------
+bool is_full_scale(double sx, double sy) { return std::abs(sx - 1.0) < 1e-6 && std::abs(sy - 1.0) < 1e-6; }
+
+void need_full_scale(double sx, double sy) {
+  if (is_full_scale(sx, sy)) return;
+  char scale[64];
+  std::snprintf(scale, sizeof scale, "%g x %g", sx, sy);
+  throw UserError(std::string("Analyze needs full-resolution frames but the host gives them at render scale ") + scale +
+                  " (proxy mode): switch proxy off and press Analyze again");
+}
+
 void analyze(Instance* I, OfxPropertySetHandle in_args) {
-  const OfxTime now = prop_double(in_args, ofx::kPropTime, 0, 0.0);
-  Settings s = read_settings(I, now);
+  Settings s = refresh_settings(I);
+  const std::int64_t max_prompt = ipfd::Limits().max_prompt_chars;
   if (s.prompt.empty()) throw UserError("the prompt is empty: describe the edit, e.g. 'add glasses'");
-  if (ipfd::utf8_length(s.prompt) > 1000) throw UserError("the prompt is longer than 1000 characters");
+  if (std::int64_t(ipfd::utf8_length(s.prompt)) > max_prompt)
+    throw UserError("the prompt is longer than " + std::to_string(max_prompt) + " characters");
   if (s.address.empty()) throw UserError("the engine address is empty (e.g. tcp://127.0.0.1:5555)");
 
   if (g_host && !prop_int(g_host->host, ofx::kImageEffectPropTemporalClipAccess, 0, 1))
@@ -732,6 +817,9 @@ void analyze(Instance* I, OfxPropertySetHandle in_args) {
   OfxPropertySetHandle src_props = nullptr;
   E->clipGetPropertySet(I->source, &src_props);
   if (!prop_int(src_props, ofx::kImageClipPropConnected, 0, 1)) throw UserError("the Source clip is not connected");
+  // Images in an action come at its render scale; a proxy-scale job would be upscaled at render.
+  need_full_scale(prop_double(in_args, ofx::kImageEffectPropRenderScale, 0, 1.0),
+                  prop_double(in_args, ofx::kImageEffectPropRenderScale, 1, 1.0));
   double range[2] = {0, 0};
   P->propGetDoubleN(src_props, ofx::kImageEffectPropFrameRange, 2, range);
   const int first = int(std::ceil(range[0] - 1e-6)), last = int(std::floor(range[1] + 1e-6));
@@ -761,6 +849,7 @@ void analyze(Instance* I, OfxPropertySetHandle in_args) {
     const bool have_rod = E->clipGetRegionOfDefinition(I->source, t, &rod) == ofx::kStatOK;
     Image img(I->source, t, have_rod ? &rod : nullptr);
     if (!img) throw UserError("the host gave no image for frame " + std::to_string(t));
+    need_full_scale(img.sx, img.sy);
     Format f = format_of(img);
     if (t == first) {
       fmt = f;
@@ -947,6 +1036,14 @@ bool serious(const Record* r) {
                r->state == JobState::Lost);
 }
 
+bool source_connected(Instance* I) {
+  OfxPropertySetHandle props = nullptr;
+  E->clipGetPropertySet(I->source, &props);
+  return prop_int(props, ofx::kImageClipPropConnected, 0, 1) != 0;
+}
+
+// An aborted render returns kOfxStatFailed: its output is unwritten or half written, and the
+// host must not keep it as a finished frame.
 OfxStatus render(Instance* I, OfxPropertySetHandle in_args) {
   const OfxTime t = prop_double(in_args, ofx::kPropTime, 0, 0.0);
   int w[4] = {0, 0, 0, 0};
@@ -954,7 +1051,7 @@ OfxStatus render(Instance* I, OfxPropertySetHandle in_args) {
   const ofx::RectI win{w[0], w[1], w[2], w[3]};
   const double sx = prop_double(in_args, ofx::kImageEffectPropRenderScale, 0, 1.0);
   const double sy = prop_double(in_args, ofx::kImageEffectPropRenderScale, 1, 1.0);
-  if (E->abort(I->effect)) return ofx::kStatOK;
+  if (E->abort(I->effect)) return ofx::kStatFailed;
 
   Image dst(I->output, t, nullptr);
   if (!dst) throw Failure(ofx::kStatFailed, "the host gave no output image");
@@ -967,8 +1064,11 @@ OfxStatus render(Instance* I, OfxPropertySetHandle in_args) {
                  std::min(win.y2, dst.bounds.y2)};
   if (wnd.x1 >= wnd.x2 || wnd.y1 >= wnd.y2) return ofx::kStatOK;
 
-  const Settings s = read_settings(I, t);
-  const std::uint64_t phash = params_hash(s);
+  std::uint64_t phash;
+  {
+    std::lock_guard<std::mutex> lock(I->mu);
+    phash = I->settings_hash;
+  }
   const double tr = std::round(t);
   const bool whole_frame = std::abs(t - tr) < 1e-3;
   auto find = [&]() -> std::shared_ptr<Record> {
@@ -988,7 +1088,12 @@ OfxStatus render(Instance* I, OfxPropertySetHandle in_args) {
   std::string reason;
   Buffer frame;
   bool is_serious = false;
-  if (!whole_frame) {
+  if (!src) {
+    reason = source_connected(I) ? "ipfacediff: the host gave no Source image for frame " + std::to_string(int(tr)) +
+                                       " (showing black)"
+                                 : "ipfacediff: the Source clip is not connected (showing black)";
+    is_serious = true;
+  } else if (!whole_frame) {
     reason = "ipfacediff: the engine edits whole frames only; showing the input at sub-frame time";
   } else {
     std::lock_guard<std::mutex> lock(I->mu);
@@ -1000,11 +1105,14 @@ OfxStatus render(Instance* I, OfxPropertySetHandle in_args) {
       else frame = rec->results[std::size_t(tr - rec->first)];
     }
   }
-  const bool same_scale = rec && std::abs(sx - rec->fmt.sx) < 1e-6 && std::abs(sy - rec->fmt.sy) < 1e-6;
-  if (frame.data && same_scale) {
-    // At the analysed scale the source must still be the analysed frame.
+  if (frame.data && (sx > 1.0 + 1e-6 || sy > 1.0 + 1e-6)) {
+    frame = Buffer();  // the edit exists at full resolution only: never upscale it
+    reason = "ipfacediff: render scale above 1 is not supported (showing the input)";
+  }
+  if (frame.data && is_full_scale(sx, sy)) {
+    // At full scale the source must still be the analysed frame.
     const std::size_t idx = std::size_t(tr - rec->first);
-    if (!src || !format_of(*src).same_pixels(rec->fmt) || frame_hash(*src) != rec->frame_hashes[idx]) {
+    if (!format_of(*src).same_pixels(rec->fmt) || frame_hash(*src) != rec->frame_hashes[idx]) {
       frame = Buffer();
       reason = "ipfacediff: frame " + std::to_string(int(tr)) +
                " differs from the analysed clip (the input changed) — press Analyze (showing the input)";
@@ -1015,29 +1123,76 @@ OfxStatus render(Instance* I, OfxPropertySetHandle in_args) {
 
   if (!frame.data) {
     post_message(I, reason, is_serious);
-    passthrough(dst, src.get(), wnd, I->effect);
-    return ofx::kStatOK;
+    return passthrough(dst, src.get(), wnd, I->effect) ? ofx::kStatOK : ofx::kStatFailed;
   }
-  const double kx = rec->fmt.sx / sx, ky = rec->fmt.sy / sy;
+  const double kx = 1.0 / sx, ky = 1.0 / sy;
   bool finished;
   if (dst.dtype == DType::u8) finished = write_result<std::uint8_t>(*rec, frame, dst, src.get(), wnd, kx, ky, I->effect);
   else if (dst.dtype == DType::u16) finished = write_result<std::uint16_t>(*rec, frame, dst, src.get(), wnd, kx, ky, I->effect);
   else finished = write_result<float>(*rec, frame, dst, src.get(), wnd, kx, ky, I->effect);
-  if (finished) post_message(I, "", false);
+  if (!finished) return ofx::kStatFailed;
+  post_message(I, "", false);
   return ofx::kStatOK;
 }
 
 // ---- describe -----------------------------------------------------------------------------
-OfxPropertySetHandle define_param(OfxParamSetHandle set, const char* type, const char* name, const char* label,
-                                  const char* hint) {
+const char* ofx_type(Kind k) {
+  switch (k) {
+    case Kind::Int: return ofx::kParamTypeInteger;
+    case Kind::Double: return ofx::kParamTypeDouble;
+    case Kind::Choice: return ofx::kParamTypeChoice;
+    case Kind::Button: return ofx::kParamTypePushButton;
+    default: return ofx::kParamTypeString;
+  }
+}
+
+void define_param(OfxParamSetHandle set, const ParamSpec& spec) {
   OfxPropertySetHandle p = nullptr;
-  if (Q->paramDefine(set, type, name, &p) != ofx::kStatOK || !p)
-    throw Failure(ofx::kStatErrMissingHostFeature, std::string("cannot define parameter ") + name);
-  P->propSetString(p, ofx::kPropLabel, 0, label);
-  P->propSetString(p, ofx::kParamPropHint, 0, hint);
-  P->propSetString(p, ofx::kParamPropScriptName, 0, name);
-  if (std::strcmp(type, ofx::kParamTypePushButton) != 0) P->propSetInt(p, ofx::kParamPropAnimates, 0, 0);
-  return p;
+  if (Q->paramDefine(set, ofx_type(spec.kind), spec.name, &p) != ofx::kStatOK || !p)
+    throw Failure(ofx::kStatErrMissingHostFeature, std::string("cannot define parameter ") + spec.name);
+  P->propSetString(p, ofx::kPropLabel, 0, spec.label);
+  P->propSetString(p, ofx::kParamPropHint, 0, spec.hint);
+  P->propSetString(p, ofx::kParamPropScriptName, 0, spec.engine ? spec.engine : spec.name);
+  if (spec.kind != Kind::Button) P->propSetInt(p, ofx::kParamPropAnimates, 0, 0);
+  switch (spec.kind) {
+    case Kind::Int:
+      P->propSetInt(p, ofx::kParamPropDefault, 0, int(spec.dflt));
+      P->propSetInt(p, ofx::kParamPropMin, 0, int(spec.min));
+      P->propSetInt(p, ofx::kParamPropMax, 0, int(spec.max));
+      break;
+    case Kind::Double:
+      P->propSetDouble(p, ofx::kParamPropDefault, 0, spec.dflt);
+      P->propSetDouble(p, ofx::kParamPropMin, 0, spec.min);
+      P->propSetDouble(p, ofx::kParamPropMax, 0, spec.max);
+      P->propSetDouble(p, ofx::kParamPropDisplayMin, 0, spec.min);
+      P->propSetDouble(p, ofx::kParamPropDisplayMax, 0, spec.display_max);
+      P->propSetDouble(p, ofx::kParamPropIncrement, 0, spec.increment);
+      P->propSetInt(p, ofx::kParamPropDigits, 0, spec.digits);
+      break;
+    case Kind::Choice:
+      for (std::size_t i = 0; i < spec.options.size(); ++i)
+        P->propSetString(p, ofx::kParamPropChoiceOption, int(i), spec.options[i].label);
+      P->propSetInt(p, ofx::kParamPropDefault, 0, int(spec.dflt));
+      break;
+    case Kind::Button: break;
+    case Kind::Text:
+      P->propSetString(p, ofx::kParamPropStringMode, 0, ofx::kParamStringIsMultiLine);
+      P->propSetString(p, ofx::kParamPropDefault, 0, spec.text);
+      break;
+    case Kind::Line: P->propSetString(p, ofx::kParamPropDefault, 0, spec.text); break;
+    case Kind::Status:
+      P->propSetString(p, ofx::kParamPropStringMode, 0, ofx::kParamStringIsLabel);
+      P->propSetString(p, ofx::kParamPropDefault, 0, spec.text);
+      P->propSetInt(p, ofx::kParamPropPersistant, 0, 0);
+      P->propSetInt(p, ofx::kParamPropEvaluateOnChange, 0, 0);
+      P->propSetInt(p, ofx::kParamPropCanUndo, 0, 0);
+      break;
+    case Kind::Hidden:
+      P->propSetInt(p, ofx::kParamPropSecret, 0, 1);
+      P->propSetInt(p, ofx::kParamPropCanUndo, 0, 0);
+      P->propSetString(p, ofx::kParamPropDefault, 0, spec.text);
+      break;
+  }
 }
 
 OfxStatus describe(OfxImageEffectHandle effect) {
@@ -1077,62 +1232,7 @@ OfxStatus describe_in_context(OfxImageEffectHandle effect) {
   }
   OfxParamSetHandle set = nullptr;
   E->getParamSet(effect, &set);
-
-  auto p = define_param(set, ofx::kParamTypeString, "prompt", "Prompt",
-                        "What to change, e.g. 'add glasses' (sent to the engine as the edit prompt)");
-  P->propSetString(p, ofx::kParamPropStringMode, 0, ofx::kParamStringIsMultiLine);
-  P->propSetString(p, ofx::kParamPropDefault, 0, "");
-
-  p = define_param(set, ofx::kParamTypeString, "address", "Engine address",
-                   "ZeroMQ address of `ipfacediff serve` (a non-local engine needs CURVE: reach it through a tunnel)");
-  P->propSetString(p, ofx::kParamPropDefault, 0, "tcp://127.0.0.1:5555");
-
-  p = define_param(set, ofx::kParamTypeInteger, "seed", "Seed", "Seeds every random choice of the edit");
-  P->propSetInt(p, ofx::kParamPropDefault, 0, 0);
-  P->propSetInt(p, ofx::kParamPropMin, 0, 0);
-
-  p = define_param(set, ofx::kParamTypeDouble, "guidance", "Guidance",
-                   "Classifier-free guidance of the edit (engine setting guidance_scale; 1 disables it)");
-  P->propSetDouble(p, ofx::kParamPropDefault, 0, 7.5);
-  P->propSetDouble(p, ofx::kParamPropMin, 0, 1.0);
-  P->propSetDouble(p, ofx::kParamPropMax, 0, 50.0);
-  P->propSetDouble(p, ofx::kParamPropDisplayMin, 0, 1.0);
-  P->propSetDouble(p, ofx::kParamPropDisplayMax, 0, 15.0);
-  P->propSetDouble(p, ofx::kParamPropIncrement, 0, 0.5);
-  P->propSetInt(p, ofx::kParamPropDigits, 0, 2);
-
-  p = define_param(set, ofx::kParamTypeInteger, "keyframeInterval", "Keyframe interval",
-                   "One keyframe every this many frames (engine setting keyframe_interval)");
-  P->propSetInt(p, ofx::kParamPropDefault, 0, 8);
-  P->propSetInt(p, ofx::kParamPropMin, 0, 1);
-  P->propSetInt(p, ofx::kParamPropMax, 0, kProtocolMaxFrames);
-
-  p = define_param(set, ofx::kParamTypeChoice, "mode", "Mode",
-                   "crop: edit a tracked face crop and paste it back; full: edit the whole frame (face_mode)");
-  P->propSetString(p, ofx::kParamPropChoiceOption, 0, "crop (face)");
-  P->propSetString(p, ofx::kParamPropChoiceOption, 1, "full frame");
-  P->propSetInt(p, ofx::kParamPropDefault, 0, 0);
-
-  p = define_param(set, ofx::kParamTypeInteger, "steps", "Steps",
-                   "Denoising steps for inversion and edit (engine setting steps; fewer is faster and rougher)");
-  P->propSetInt(p, ofx::kParamPropDefault, 0, 50);
-  P->propSetInt(p, ofx::kParamPropMin, 0, 1);
-  P->propSetInt(p, ofx::kParamPropMax, 0, 1000);
-
-  p = define_param(set, ofx::kParamTypePushButton, "analyze", "Analyze",
-                   "Send the Source clip's frame range to the engine as one job (press again to refresh the status)");
-
-  p = define_param(set, ofx::kParamTypeString, "status", "Status", "Progress of the job and identity QC of the result");
-  P->propSetString(p, ofx::kParamPropStringMode, 0, ofx::kParamStringIsLabel);
-  P->propSetString(p, ofx::kParamPropDefault, 0, "idle: write a prompt, then press Analyze");
-  P->propSetInt(p, ofx::kParamPropPersistant, 0, 0);
-  P->propSetInt(p, ofx::kParamPropEvaluateOnChange, 0, 0);
-  P->propSetInt(p, ofx::kParamPropCanUndo, 0, 0);
-
-  p = define_param(set, ofx::kParamTypeString, "analysis", "Analysis", "The analysed job (kept with the project)");
-  P->propSetInt(p, ofx::kParamPropSecret, 0, 1);
-  P->propSetInt(p, ofx::kParamPropCanUndo, 0, 0);
-  P->propSetString(p, ofx::kParamPropDefault, 0, "");
+  for (const ParamSpec& spec : param_table()) define_param(set, spec);
   return ofx::kStatOK;
 }
 
@@ -1152,21 +1252,14 @@ OfxStatus create_instance(OfxImageEffectHandle effect) {
     throw Failure(ofx::kStatErrBadHandle, "missing clips");
   OfxParamSetHandle set = nullptr;
   E->getParamSet(effect, &set);
-  I->prompt = param(set, "prompt");
-  I->address = param(set, "address");
-  I->seed = param(set, "seed");
-  I->guidance = param(set, "guidance");
-  I->keyframe_interval = param(set, "keyframeInterval");
-  I->mode = param(set, "mode");
-  I->steps = param(set, "steps");
-  I->status = param(set, "status");
-  I->analysis = param(set, "analysis");
+  for (const ParamSpec& spec : param_table()) I->params.push_back(param(set, spec.name));
   char* text = nullptr;
-  Q->paramGetValue(I->status, &text);
+  Q->paramGetValue(I->params[kStatus], &text);
   I->shown_status = text ? text : "";
   text = nullptr;
-  Q->paramGetValue(I->analysis, &text);
+  Q->paramGetValue(I->params[kAnalysis], &text);
   I->shown_analysis = text ? text : "";
+  refresh_settings(I.get());
   OfxPropertySetHandle props = nullptr;
   E->getPropertySet(effect, &props);
   P->propSetPointer(props, ofx::kPropInstanceData, 0, I.get());
@@ -1191,14 +1284,16 @@ OfxStatus instance_changed(Instance* I, OfxPropertySetHandle in_args) {
   const std::string type = prop_str(in_args, ofx::kPropType);
   const std::string name = prop_str(in_args, ofx::kPropName);
   const std::string reason = prop_str(in_args, ofx::kPropChangeReason);
-  if (type == ofx::kTypeParameter && (name == "status" || name == "analysis")) return ofx::kStatOK;
-  if (type == ofx::kTypeParameter && name == "analyze" && reason == ofx::kChangeUserEdited) {
+  const auto& table = param_table();
+  if (type == ofx::kTypeParameter && (name == table[kStatus].name || name == table[kAnalysis].name)) return ofx::kStatOK;
+  if (type == ofx::kTypeParameter && name == table[kAnalyze].name && reason == ofx::kChangeUserEdited) {
     try {
       analyze(I, in_args);
     } catch (const UserError& e) {
       set_idle(I, std::string("error: ") + e.what());
     }
   } else {
+    refresh_settings(I);
     recover(I, prop_double(in_args, ofx::kPropTime, 0, 0.0));
   }
   sync_params(I);
@@ -1240,8 +1335,13 @@ OfxStatus dispatch(const char* action, const void* handle, OfxPropertySetHandle 
   if (a == ofx::kActionDestroyInstance) return destroy_instance(effect);
   if (a == ofx::kImageEffectActionRender) return render(instance_of(effect), in_args);
   if (a == ofx::kActionInstanceChanged) return instance_changed(instance_of(effect), in_args);
+  if (a == ofx::kImageEffectActionBeginSequenceRender) {
+    refresh_settings(instance_of(effect));
+    return ofx::kStatOK;
+  }
   if (a == ofx::kActionSyncPrivateData || a == ofx::kActionBeginInstanceEdit) {
     Instance* I = instance_of(effect);
+    refresh_settings(I);
     recover(I, 0.0);
     sync_params(I);
     return ofx::kStatOK;

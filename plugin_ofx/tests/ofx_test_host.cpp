@@ -4,12 +4,16 @@
 // In:  ofx_test_host BUNDLE [options] -- COMMAND...
 //      options describe the Source clip (a raw file of frames, H x W x C, top row first) and the
 //      image layout the host hands out (origin, row bytes, premultiplication, depth);
+//      (--proxy S: actions other than render run at render scale S, as in a host's proxy mode);
 //      commands: set:NAME=VALUE  analyze  wait:PREFIX[|PREFIX..]:SECONDS  status
-//                render:T,T,..:THREADS:SCALE:OUTDIR  abortrender:T  source:PATH  reopen  sleep:S
+//                render:T,T,..:THREADS:SCALE:OUTDIR  abortrender:T[:AFTER]  source:PATH  disconnect
+//                reopen  sleep:S
 // Out: one JSON object per line on stdout (describe, param, message, status, render, leaks,
 //      error events) and OUTDIR/frame_<t>_<i>.raw for the i-th render of a render command (the
 //      output image, packed, top row first). Exit status 0, or 3 when a wait timed out or the host saw a protocol
-//      misuse (e.g. an image never released). A plugin crash kills the process: the caller
+//      misuse: an image never released, a string parameter read outside the main thread (hosts
+//      built on the stock HostSupport library return it from one shared buffer), a render that
+//      returns OK with rows of its output never written. A plugin crash kills the process: the caller
 //      sees a signal, not a result.
 // Walk: dlopen -> OfxGetNumberOfPlugins/OfxGetPlugin -> setHost -> Load -> Describe ->
 // DescribeInContext -> CreateInstance -> commands -> DestroyInstance -> Unload -> dlclose, then
@@ -236,6 +240,8 @@ struct Options {
   int width = 0, height = 0, channels = 4, first = 0, count = 0, ox = 0, oy = 0, pad = 0;
   std::string depth = ofx::kBitDepthByte;
   bool negative_rowbytes = false, premult = false, message_v2 = true;
+  double proxy = 1.0;       // render scale of actions other than render
+  bool connected = true;    // the Source clip
 };
 Options g_opt;
 std::vector<std::vector<std::uint8_t>> g_frames;  // top-first packed frames of the Source clip
@@ -358,9 +364,10 @@ Effect* g_instance = nullptr;
 struct RenderContext {
   HostImage* output = nullptr;
   double sx = 1, sy = 1;
-  bool abort = false;
+  int abort_after = -1;  // abort() says 1 from this call on (-1: never)
   int abort_calls = 0;
 };
+const std::thread::id g_main_thread = std::this_thread::get_id();
 thread_local RenderContext* t_render = nullptr;
 thread_local int t_in_action = 0;
 
@@ -378,7 +385,7 @@ void instance_changed(const std::string& name, const char* reason) {
   in.set_s(ofx::kPropName, {name});
   in.set_s(ofx::kPropChangeReason, {reason});
   in.set_d(ofx::kPropTime, {double(g_opt.first)});
-  in.set_d(ofx::kImageEffectPropRenderScale, {1.0, 1.0});
+  in.set_d(ofx::kImageEffectPropRenderScale, {g_opt.proxy, g_opt.proxy});
   call(ofx::kActionBeginInstanceChanged, g_instance, &begin, nullptr);
   OfxStatus st = call(ofx::kActionInstanceChanged, g_instance, &in, nullptr);
   call(ofx::kActionEndInstanceChanged, g_instance, &begin, nullptr);
@@ -387,6 +394,11 @@ void instance_changed(const std::string& name, const char* reason) {
 }
 
 OfxStatus param_get(Param* p, va_list ap) {
+  if (p->type == ofx::kParamTypeString && std::this_thread::get_id() != g_main_thread) {
+    emit("{\"event\":\"misuse\",\"what\":\"string parameter read outside the main thread\",\"param\":" +
+         jstr(p->name) + "}");
+    g_exit = 3;
+  }
   std::lock_guard<std::mutex> lock(p->mu);
   if (p->type == ofx::kParamTypeInteger || p->type == ofx::kParamTypeBoolean || p->type == ofx::kParamTypeChoice)
     *va_arg(ap, int*) = p->iv;
@@ -533,12 +545,12 @@ ofx::ImageEffectSuiteV1 g_effect_suite = {
       }
       const double tr = std::round(t);
       const int index = int(tr) - g_opt.first;
-      if (std::abs(t - tr) > 1e-6 || index < 0 || index >= g_opt.count) return ofx::kStatFailed;
+      if (!g_opt.connected || std::abs(t - tr) > 1e-6 || index < 0 || index >= g_opt.count) return ofx::kStatFailed;
       if (!t_in_action) {
         emit("{\"event\":\"misuse\",\"what\":\"clipGetImage outside an action\"}");
         g_exit = 3;
       }
-      const double sx = t_render ? t_render->sx : 1.0, sy = t_render ? t_render->sy : 1.0;
+      const double sx = t_render ? t_render->sx : g_opt.proxy, sy = t_render ? t_render->sy : g_opt.proxy;
       *image = H(&source_image(index, sx, sy).release()->props);
       g_images_out++;
       g_images_fetched++;
@@ -557,8 +569,8 @@ ofx::ImageEffectSuiteV1 g_effect_suite = {
     },
     [](OfxImageEffectHandle) -> int {
       if (!t_render) return 0;
-      t_render->abort_calls++;
-      return t_render->abort ? 1 : 0;
+      const int n = t_render->abort_calls++;
+      return t_render->abort_after >= 0 && n >= t_render->abort_after ? 1 : 0;
     },
     [](OfxImageEffectHandle, size_t, OfxImageMemoryHandle*) -> OfxStatus { return ofx::kStatErrUnsupported; },
     [](OfxImageMemoryHandle) -> OfxStatus { return ofx::kStatErrUnsupported; },
@@ -706,14 +718,24 @@ void write_raw(const std::string& path, HostImage& img) {
     out.write(reinterpret_cast<const char*>(img.pixel(img.bounds.x1, y)), std::streamsize(len));
 }
 
-OfxStatus render_one(int t, double scale, bool abort, const std::string& outdir, int thread_index, std::size_t seq) {
+// True when some row of the window still holds only the 0xCD fill of make_image.
+bool has_unwritten_row(HostImage& img) {
+  const std::size_t len = std::size_t(img.bounds.x2 - img.bounds.x1) * pixel_size();
+  for (int y = img.bounds.y1; y < img.bounds.y2; ++y) {
+    const std::uint8_t* row = img.pixel(img.bounds.x1, y);
+    if (std::all_of(row, row + len, [](std::uint8_t b) { return b == 0xCD; })) return true;
+  }
+  return false;
+}
+
+OfxStatus render_one(int t, double scale, int abort_after, const std::string& outdir, int thread_index, std::size_t seq) {
   const ofx::RectI b = scaled_bounds(scale, scale);
   auto out = make_image(b, scale, scale);
   out->host_owned = true;
   RenderContext ctx;
   ctx.output = out.get();
   ctx.sx = ctx.sy = scale;
-  ctx.abort = abort;
+  ctx.abort_after = abort_after;
   t_render = &ctx;
   PropSet in;
   in.set_d(ofx::kPropTime, {double(t)});
@@ -726,7 +748,12 @@ OfxStatus render_one(int t, double scale, bool abort, const std::string& outdir,
   OfxStatus st = call(ofx::kImageEffectActionRender, g_instance, &in, nullptr);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   t_render = nullptr;
-  if (!outdir.empty() && st == ofx::kStatOK && !abort) write_raw(outdir + "/frame_" + std::to_string(t) + "_" + std::to_string(seq) + ".raw", *out);
+  if (st == ofx::kStatOK && has_unwritten_row(*out)) {  // a host would show (and cache) this frame
+    emit("{\"event\":\"misuse\",\"what\":\"render returned OK without writing its output\",\"time\":" +
+         std::to_string(t) + "}");
+    g_exit = 3;
+  }
+  if (!outdir.empty() && st == ofx::kStatOK) write_raw(outdir + "/frame_" + std::to_string(t) + "_" + std::to_string(seq) + ".raw", *out);
   emit("{\"event\":\"render\",\"time\":" + std::to_string(t) + ",\"seq\":" + std::to_string(seq) +
        ",\"status\":" + std::to_string(st) +
        ",\"thread\":" + std::to_string(thread_index) + ",\"ms\":" + std::to_string(ms) +
@@ -806,12 +833,16 @@ void run_command(const std::string& cmd) {
     std::vector<std::thread> pool;
     for (int k = 0; k < threads; ++k)
       pool.emplace_back([&, k] {
-        for (std::size_t i; (i = next++) < times.size();) render_one(times[i], scale, false, outdir, k, i);
+        for (std::size_t i; (i = next++) < times.size();) render_one(times[i], scale, -1, outdir, k, i);
       });
     for (auto& th : pool) th.join();
     call(ofx::kImageEffectActionEndSequenceRender, g_instance, &seq, nullptr);
-  } else if (cmd.rfind("abortrender:", 0) == 0) {
-    render_one(std::stoi(cmd.substr(12)), 1.0, true, "", 0, 0);
+  } else if (cmd.rfind("abortrender:", 0) == 0) {  // abort() turns 1 after AFTER calls (default 0)
+    auto parts = split(cmd.substr(12), ':');
+    render_one(std::stoi(parts.at(0)), 1.0, parts.size() > 1 ? std::stoi(parts[1]) : 0, "", 0, 0);
+  } else if (cmd == "disconnect") {  // the Source clip loses its input
+    g_opt.connected = false;
+    g_instance->clips.at(ofx::kImageEffectSimpleSourceClipName)->props.set_i(ofx::kImageClipPropConnected, {0});
   } else if (cmd.rfind("source:", 0) == 0) {
     load_frames(cmd.substr(7));
   } else if (cmd == "reopen") {
@@ -828,6 +859,28 @@ void run_command(const std::string& cmd) {
   } else {
     die("unknown command " + cmd);
   }
+}
+
+std::string number_json(double v) {
+  std::ostringstream o;
+  o.precision(17);
+  o << v;
+  return o.str();
+}
+
+// A numeric property as JSON (null when unset).
+std::string number_prop_json(PropSet& props, const char* name) {
+  std::lock_guard<std::mutex> lock(props.mu);
+  auto it = props.props.find(name);
+  if (it == props.props.end()) return "null";
+  if (it->second.type == 'i' && !it->second.i.empty()) return std::to_string(it->second.i[0]);
+  if (it->second.type == 'd' && !it->second.d.empty()) return number_json(it->second.d[0]);
+  return "null";
+}
+
+std::string default_json(Param& p) {
+  if (p.type == ofx::kParamTypeString) return jstr(p.props.gs(ofx::kParamPropDefault));
+  return number_prop_json(p.props, ofx::kParamPropDefault);
 }
 
 void describe_json() {
@@ -858,6 +911,9 @@ void describe_json() {
       << ",\"label\":" << jstr(p->props.gs(ofx::kPropLabel)) << ",\"animates\":" << p->props.gi(ofx::kParamPropAnimates, 1)
       << ",\"secret\":" << p->props.gi(ofx::kParamPropSecret, 0)
       << ",\"string_mode\":" << jstr(p->props.gs(ofx::kParamPropStringMode))
+      << ",\"script_name\":" << jstr(p->props.gs(ofx::kParamPropScriptName)) << ",\"default\":" << default_json(*p)
+      << ",\"min\":" << number_prop_json(p->props, ofx::kParamPropMin)
+      << ",\"max\":" << number_prop_json(p->props, ofx::kParamPropMax)
       << ",\"options\":" << arr(p->props.gsv(ofx::kParamPropChoiceOption)) << "}";
     first = false;
   }
@@ -898,6 +954,7 @@ int main(int argc, char** argv) {
     else if (a == "--premult") g_opt.premult = true;
     else if (a == "--context") g_opt.context = next() == "general" ? ofx::kImageEffectContextGeneral : ofx::kImageEffectContextFilter;
     else if (a == "--no-message-v2") g_opt.message_v2 = false;
+    else if (a == "--proxy") g_opt.proxy = std::stod(next());
     else if (g_opt.bundle.empty()) g_opt.bundle = a;
     else die("unknown option " + a);
   }

@@ -134,7 +134,7 @@ class HostRun:
 
 def run_host(build: Build, tmp: Path, clip: np.ndarray, commands: list[str], *, first: int = 0,
              origin: tuple[int, int] = (0, 0), negative_rowbytes: bool = False, pad: int = 0,
-             premult: bool = False, context: str = "filter", message_v2: bool = True,
+             premult: bool = False, context: str = "filter", message_v2: bool = True, proxy: float = 1.0,
              timeout: float = 600, env: dict | None = None) -> HostRun:
     """One host session on `clip` (N x H x W x C); OUT in commands is replaced by the output folder."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def run_host(build: Build, tmp: Path, clip: np.ndarray, commands: list[str], *, 
     n, h, w, c = clip.shape
     args = [str(build.host), str(build.bundle), "--clip", str(clip_path), "--size", f"{w}x{h}", "--channels", str(c),
             "--depth", DEPTH[clip.dtype], "--first", str(first), "--origin", f"{origin[0]},{origin[1]}",
-            "--pad", str(pad), "--context", context]
+            "--pad", str(pad), "--context", context, "--proxy", str(proxy)]
     if negative_rowbytes:
         args.append("--negative-rowbytes")
     if premult:

@@ -56,11 +56,29 @@ def test_bundle_layout_exports_and_description(ofx_build, tmp_path):
     assert params["prompt"]["string_mode"] == "OfxParamStringIsMultiLine"
     assert params["status"]["string_mode"] == "OfxParamStringIsLabel"
     assert params["analyze"]["type"] == "OfxParamTypePushButton"
-    assert params["mode"]["options"] == ["crop (face)", "full frame"]
+    assert params["mode"]["options"] == ["crop (face)", "full frame", "auto (crop if a face is found)"]
     assert params["analysis"]["secret"] == 1
     assert all(p["animates"] == 0 for n, p in params.items() if n != "analyze")
     leaks = assert_clean_exit(run)
     assert leaks["suites"][:3] == ["OfxPropertySuite/1", "OfxImageEffectSuite/1", "OfxParameterSuite/1"]
+
+
+def runpath(binary: Path) -> str:
+    readelf = shutil.which("readelf")
+    assert readelf, "readelf (binutils) is needed to check the RUNPATH"
+    out = subprocess.run([readelf, "-d", str(binary)], capture_output=True, text=True, check=True).stdout
+    paths = [line.split("[", 1)[1].rsplit("]", 1)[0] for line in out.splitlines() if "(RUNPATH)" in line or "(RPATH)" in line]
+    assert len(paths) == 1, out
+    return paths[0]
+
+
+def test_runpath_is_exactly_origin_in_the_build_tree_and_installed_bundles(ofx_build, tmp_path):
+    """An empty RUNPATH entry ("$ORIGIN:") makes the loader search the host's current folder."""
+    subprocess.run(["cmake", "--install", str(ofx_build.dir), "--prefix", str(tmp_path)], check=True,
+                   capture_output=True)
+    installed = tmp_path / ofx_build.binary.relative_to(ofx_build.dir)
+    for binary in (ofx_build.binary, installed):
+        assert runpath(binary).split(":") == ["$ORIGIN"], (binary, runpath(binary))
 
 
 def test_install_target_and_install_ofx(ofx_build, tmp_path):
@@ -255,14 +273,96 @@ def test_proxy_render_scale_is_box_filtered(ofx_build, tmp_path):
     assert_clean_exit(run)
 
 
-def test_render_honours_abort(ofx_build, tmp_path):
-    clip = make_clip(1, 16, 16, 4, np.uint8, seed=8)
+def test_an_aborted_render_returns_failed_and_leaves_no_frame_to_keep(ofx_build, tmp_path):
+    """The host treats an OK render as a finished frame (the test host flags an OK render with
+    unwritten rows): an abort before or during writing must return kOfxStatFailed."""
+    clip = make_clip(2, 160, 16, 4, np.uint8, seed=8)
+    with FakeEngine() as fake:
+        run = run_host(ofx_build, tmp_path, clip, [
+            *BASE, f"set:address={fake.address}", "analyze", f"{WAIT}:30", "abortrender:0", "abortrender:0:2",
+            "render:0:1:1:OUT", "set:prompt=something else", "abortrender:1:2"])
+    at_once, edited_half, normal, passthrough_half = run.renders()
+    assert at_once["status"] == 1 and at_once["abort_calls"] == 1  # asked once, gave up at once
+    assert edited_half["status"] == 1 and edited_half["abort_calls"] == 3  # rows 0-63 written, then abort
+    assert passthrough_half["status"] == 1 and passthrough_half["abort_calls"] == 3
+    assert normal["status"] == 0
+    assert np.array_equal(run.output(0, normal["seq"]), edit(clip[0]))
+    assert_clean_exit(run)
+
+
+def test_a_disconnected_source_is_named_and_renders_black(ofx_build, tmp_path):
+    clip = make_clip(1, 16, 16, 4, np.uint8, seed=12)
     with FakeEngine() as fake:
         run = run_host(ofx_build, tmp_path, clip, [*BASE, f"set:address={fake.address}", "analyze", f"{WAIT}:30",
-                                                   "abortrender:0", "render:0:1:1:OUT"])
-    aborted, normal = run.renders()
-    assert aborted["status"] == 0 and aborted["abort_calls"] == 1  # asked once, gave up at once
-    assert np.array_equal(run.output(0, normal["seq"]), edit(clip[0]))
+                                                   "disconnect", "render:0:1:1:OUT"])
+    (r,) = run.renders()
+    assert r["status"] == 0
+    assert not run.output(0, r["seq"]).any()
+    texts = [e["text"] for e in run.of("persistent")]
+    assert texts[-1] == "ipfacediff: the Source clip is not connected (showing black)", texts
+    assert run.of("persistent")[-1]["type"] == "OfxMessageError"
+    assert_clean_exit(run)
+
+
+def test_analyze_at_proxy_scale_is_refused_and_nothing_is_sent(ofx_build, tmp_path):
+    """Analyze's images come at its action's render scale; a half-size job would be shown
+    upscaled at full-scale renders."""
+    clip = make_clip(2, 32, 48, 4, np.uint8, seed=13)
+    with FakeEngine() as fake:
+        run = run_host(ofx_build, tmp_path, clip, [*BASE, f"set:address={fake.address}", "analyze", "status",
+                                                   "render:0:1:1:OUT"], proxy=0.5)
+        assert fake.submits == []
+    assert run.last_status() == ("error: Analyze needs full-resolution frames but the host gives them at render scale "
+                                 "0.5 x 0.5 (proxy mode): switch proxy off and press Analyze again")
+    assert np.array_equal(run.output(0, 0), clip[0])
+    assert_clean_exit(run)
+
+
+def test_a_render_scale_above_one_shows_the_input_not_an_upscaled_edit(ofx_build, tmp_path):
+    clip = make_clip(1, 16, 24, 4, np.uint8, seed=14)
+    with FakeEngine() as fake:
+        run = run_host(ofx_build, tmp_path, clip, [*BASE, f"set:address={fake.address}", "analyze", f"{WAIT}:30",
+                                                   "render:0:1:2:OUT"])
+    source_at_2 = clip[0].repeat(2, axis=0).repeat(2, axis=1)  # the host's nearest-neighbour source image
+    assert np.array_equal(run.output(0, 0, (32, 48, 4)), source_at_2)
+    assert "render scale above 1" in run.of("persistent")[-1]["text"]
+    assert_clean_exit(run)
+
+
+def test_string_parameters_are_read_in_main_thread_actions_only(ofx_build, tmp_path):
+    """The test host flags a string parameter read off the main thread; renders on four
+    threads use the copy made when the prompt changed (instanceChanged)."""
+    clip = make_clip(4, 16, 16, 4, np.uint8, seed=15)
+    with FakeEngine() as fake:
+        run = run_host(ofx_build, tmp_path, clip, [
+            *BASE, f"set:address={fake.address}", "analyze", f"{WAIT}:30", "render:0,1,0,1:4:1:OUT",
+            "set:prompt=add a hat", "render:2,3,2,3:4:1:OUT"])
+    renders = run.renders()
+    for r in renders[:4]:
+        assert np.array_equal(run.output(r["time"], r["seq"]), edit(clip[r["time"]])), r
+    for r in renders[4:]:  # another prompt: not analysed, the input is shown
+        assert np.array_equal(run.output(r["time"], r["seq"]), clip[r["time"]]), r
+    assert "not analysed with these settings" in run.of("persistent")[-1]["text"]
+    assert_clean_exit(run)
+
+
+def test_engine_parameter_defaults_are_the_engine_settings_defaults(ofx_build, tmp_path):
+    """Every parameter whose script name is an engine setting defaults to Settings' default,
+    in the describe dump and in what Analyze submits when nothing else is set."""
+    from engine.settings import Settings
+
+    engine_defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    clip = make_clip(1, 16, 16, 4, np.uint8, seed=16)
+    with FakeEngine() as fake:
+        run = run_host(ofx_build, tmp_path, clip, ["set:prompt=add glasses", f"set:address={fake.address}",
+                                                   "analyze", f"{WAIT}:30"])
+        (submit,) = fake.submits
+    engine_params = {p["script_name"]: p for p in run.of("describe")[0]["params"] if p["script_name"] in engine_defaults}
+    assert sorted(engine_params) == ["face_mode", "guidance_scale", "keyframe_interval", "seed", "steps"]
+    assert submit["settings"] == {key: engine_defaults[key] for key in engine_params}
+    for key, p in engine_params.items():
+        declared = p["options"][p["default"]].split()[0] if p["options"] else p["default"]
+        assert declared == engine_defaults[key], (key, declared)
     assert_clean_exit(run)
 
 
