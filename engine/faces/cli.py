@@ -90,7 +90,8 @@ def cmd_qc(args: argparse.Namespace) -> int:
     if settings.face_mode == "auto":
         settings = settings.replace(face_mode="crop")
     rng = parse_range(args.frames)
-    original = read_frames(args.original, rng).frames
+    source = read_frames(args.original, rng)
+    original = source.frames
     edited = read_frames(args.edited, rng).frames
     if len(original) != len(edited):
         raise UserError(f"the clips differ in length ({len(original)} original, {len(edited)} edited frames).")
@@ -100,7 +101,7 @@ def cmd_qc(args: argparse.Namespace) -> int:
     plan = prepare(original, settings)
     if not plan.crops:
         _log("no face found in the original clip: identity is not measured.")
-    result = qc(original, edited, plan, settings=settings)
+    result = qc(original, edited, plan, settings=settings, first=source.first)
     result["plan"] = {k: v for k, v in plan.summary().items() if k in ("detector", "tracks", "subjects", "status_counts")}
     if args.json:
         _emit_json(args.json, result)
@@ -113,22 +114,22 @@ def cmd_qc(args: argparse.Namespace) -> int:
 
 
 def format_qc(q: dict) -> str:
-    from engine.metrics.report import summary
-
-    from engine.metrics.report import _box_for
+    """The QC record as a table, one row per frame, numbered as the source numbers its files."""
+    from engine.metrics.report import _box_for, passed, spans, summary
 
     lines = [summary(q), f"{'frame':>5}  {'status':<9} {'identity':>8}  {'warp(orig)':>10} {'warp(edit)':>10}  "
                          "face  crop (cx, cy, side)"]
-    w = q["warp_error"]
-    drifted = set(q["drifted_frames"])
+    w, first = q["warp_error"], q.get("first_frame", 0)
+    drifted, skipped = set(q["drifted_frames"]), passed(q)
     for i, status in enumerate(q["status"]):
         d = q["identity_distance"][i]
         b = _box_for(q, i)
         crop = f"{b['subject']:>4}  {b['cx']:.1f}, {b['cy']:.1f}, {b['side']:.1f}" if b else "   -  -"
-        flag = "  DRIFT" if i in drifted else ""
-        lines.append(f"{i:>5}  {status:<9} {_f(d):>8}  {_f(w['original'][i]):>10} {_f(w['edited'][i]):>10}  {crop}{flag}")
+        flag = "  DRIFT" if i + first in drifted else "  passed through" if i in skipped else ""
+        lines.append(f"{i + first:>5}  {status:<9} {_f(d):>8}  {_f(w['original'][i]):>10} {_f(w['edited'][i]):>10}  "
+                     f"{crop}{flag}")
     if drifted:
-        lines.append(f"drifted frames: {', '.join(map(str, sorted(drifted)))}")
+        lines.append(f"drifted frames: {spans(sorted(drifted))}")
     return "\n".join(lines)
 
 

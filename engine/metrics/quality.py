@@ -12,7 +12,12 @@ edited face is measured exactly where the original was), an embedder (loaded fro
 - `warp_error`: Eq. 7 per frame pair on the face crops (or the whole frame in full mode)
   for the original and for the edit, with their means — an edit that flickers more than its
   source shows up as `edited` > `original`;
-- `crop_boxes`, `status` (per frame), `mode`, `embedder`, `seconds`.
+- `crop_boxes`, `status` (per frame), `mode`, `embedder`, `seconds`;
+- `passed_through`: frames left unchanged because they had no usable face (status
+  `no_face`, `too_small` or `invalid`).
+Per-frame lists are indexed by position in the clip; frames are named by number (in
+`drifted_frames`, `passed_through` and the crop boxes' `frame`), counted from `first_frame`
+— the source's file frame number of the first frame (`numbered` renumbers a record).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from engine.faces.plan import FacePlan
 
 QC_CROP = 256  # side of the face crops the warp error is measured on
+PASSED = ("no_face", "too_small", "invalid")  # statuses of frames an edit passes through unchanged
 
 
 def face_region(frame: np.ndarray, face: Face, grow: float = 1.0) -> tuple[np.ndarray | None, Face]:
@@ -50,8 +56,8 @@ def face_region(frame: np.ndarray, face: Face, grow: float = 1.0) -> tuple[np.nd
 
 
 def qc(original_frames: Sequence[np.ndarray], edited_frames: Sequence[np.ndarray], plan: "FacePlan",
-       embedder=None, settings=None) -> dict:
-    """See the module doc."""
+       embedder=None, settings=None, first: int = 0) -> dict:
+    """See the module doc; `first` is the frame number of the first frame."""
     from engine.metrics.embed import load_embedder
     from engine.settings import Settings
 
@@ -94,7 +100,8 @@ def qc(original_frames: Sequence[np.ndarray], edited_frames: Sequence[np.ndarray
     drifted = [i for i, d in enumerate(distance) if d is not None and threshold is not None and d > threshold]
     warp = _warp(original_frames, edited_frames, plan, settings.qc_flow)
     measured = [d for d in distance if d is not None]
-    return {
+    return numbered({
+        "first_frame": 0,
         "mode": plan.mode,
         "frames": n,
         "embedder": name,
@@ -104,13 +111,25 @@ def qc(original_frames: Sequence[np.ndarray], edited_frames: Sequence[np.ndarray
         "identity_mean": _r(np.mean(measured)) if measured else None,
         "identity_max": _r(max(measured)) if measured else None,
         "drifted_frames": drifted,
+        "passed_through": [i for i, status in enumerate(plan.status) if status in PASSED],
         "subjects": subjects,
         "warp_error": warp,
         "status": list(plan.status),
         "notes": list(plan.notes),
         "crop_boxes": plan.summary()["crop_boxes"],
         "seconds": round(time.perf_counter() - start, 3),
-    }
+    }, first)
+
+
+def numbered(record: dict | None, first: int) -> dict | None:
+    """`record` with its frames numbered from `first` (the source's first file frame number)."""
+    if record is None:
+        return None
+    shift = first - record.get("first_frame", 0)
+    return {**record, "first_frame": first,
+            "drifted_frames": [i + shift for i in record["drifted_frames"]],
+            "passed_through": [i + shift for i in record.get("passed_through", [])],
+            "crop_boxes": [{**b, "frame": b["frame"] + shift} for b in record.get("crop_boxes", [])]}
 
 
 def _r(x, nd: int = 5):

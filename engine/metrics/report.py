@@ -3,10 +3,12 @@ identity distance (and warp error) over time.
 
 In: original and edited frames, the `qc` dict, an output path (.png or .html). Out: the file
 (atomically written). PNG: one figure (matplotlib, Agg backend): keyframe face crops of the
-original above the edit, each labelled with its frame number and identity distance (red when
-drifted), then identity distance per frame against the threshold with drifted frames
-shaded, then the warp error of original and edit. HTML: the same picture inline, with the
-summary and a per-frame table.
+original above the edit, each labelled with its frame number (the source's, from the record's
+`first_frame`) and identity distance (red when drifted), plus the first frame of each run that
+passed through unchanged (no usable face), marked so; then identity distance per frame against
+the threshold with drifted frames shaded red and passed-through frames grey, then the warp
+error of original and edit. HTML: the same picture inline, with the summary and a per-frame
+table.
 """
 
 from __future__ import annotations
@@ -29,13 +31,23 @@ TILE = 200
 KEYFRAMES = 8
 
 
+def passed(qc: dict) -> set[int]:
+    """Positions of the frames that passed through unchanged."""
+    first = qc.get("first_frame", 0)
+    return {number - first for number in qc.get("passed_through", [])}
+
+
 def keyframes(qc: dict, n: int, count: int = KEYFRAMES) -> list[int]:
-    """Evenly spread frames that have a crop (all frames in full mode or with no face), with the
-    frame of largest identity distance always among them."""
-    boxes = {b["frame"] for b in qc.get("crop_boxes", [])}
+    """Positions of evenly spread frames that have a crop (all frames in full mode or with no
+    face), with the frame of largest identity distance always among them, and the first frame
+    of each run of passed-through frames."""
+    first = qc.get("first_frame", 0)
+    boxes = {b["frame"] - first for b in qc.get("crop_boxes", [])}
     pool = sorted(boxes) if boxes and qc.get("mode") == "crop" else list(range(n))
+    skipped = passed(qc)
+    runs = sorted(i for i in skipped if i - 1 not in skipped)
     if not pool:
-        return []
+        return runs[:count]
     pick = [pool[j] for j in np.unique(np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int))]
     dist = qc.get("identity_distance") or []
     measured = [(d, i) for i, d in enumerate(dist) if d is not None]
@@ -44,13 +56,13 @@ def keyframes(qc: dict, n: int, count: int = KEYFRAMES) -> list[int]:
         if worst not in pick:
             nearest = min(range(len(pick)), key=lambda j: abs(pick[j] - worst))
             pick[nearest] = worst
-    return sorted(set(pick))
+    return sorted(set(pick) | set(runs[:count]))
 
 
 def _box_for(qc: dict, i: int, track: int | None = None) -> dict | None:
-    """The crop box of frame i for subject `track` (default: the subject its identity
-    distance belongs to)."""
-    boxes = [b for b in qc.get("crop_boxes", []) if b["frame"] == i]
+    """The crop box of the frame at position i for subject `track` (default: the subject its
+    identity distance belongs to)."""
+    boxes = [b for b in qc.get("crop_boxes", []) if b["frame"] == i + qc.get("first_frame", 0)]
     if track is None:
         track = (qc.get("identity_track") or [None] * (i + 1))[i]
     chosen = [b for b in boxes if b.get("subject") == track]
@@ -59,7 +71,7 @@ def _box_for(qc: dict, i: int, track: int | None = None) -> dict | None:
 
 def _tile(frame: np.ndarray, qc: dict, i: int, track: int | None = None) -> np.ndarray | None:
     frame = np.asarray(frame)
-    if qc.get("mode") == "crop" and qc.get("crop_boxes"):
+    if qc.get("mode") == "crop" and qc.get("crop_boxes") and i not in passed(qc):
         b = _box_for(qc, i, track)
         if b is None or (track is not None and b.get("subject") != track):
             return None
@@ -74,11 +86,16 @@ def _tile(frame: np.ndarray, qc: dict, i: int, track: int | None = None) -> np.n
     return tile
 
 
+def check_report_path(path) -> None:
+    """Refuse a report path `render_report` cannot write (callers check before the work)."""
+    if Path(path).suffix.lower() not in (".png", ".html", ".htm"):
+        raise UserError(f"the report must be a .png or .html file; got '{Path(path).name}'.")
+
+
 def render_report(original: Sequence[np.ndarray], edited: Sequence[np.ndarray], qc: dict, path) -> Path:
     """Write the report to `path` (.png or .html); returns the path."""
     path = Path(path)
-    if path.suffix.lower() not in (".png", ".html", ".htm"):
-        raise UserError(f"the report must be a .png or .html file; got '{path.name}'.")
+    check_report_path(path)
     png = _figure_png(original, edited, qc)
     if path.suffix.lower() == ".png":
         data = png
@@ -100,7 +117,25 @@ def summary(qc: dict) -> str:
         parts.append("identity: not measured (no face)")
     w = qc.get("warp_error") or {}
     parts.append(f"warp error (Eq. 7, {w.get('flow')}): original {_f(w.get('mean_original'))} → edit {_f(w.get('mean_edited'))}")
+    first, status = qc.get("first_frame", 0), qc.get("status") or []
+    why: dict[str, list[int]] = {}
+    for number in qc.get("passed_through", []):
+        why.setdefault(status[number - first].replace("_", " "), []).append(number)
+    if why:
+        parts.append(f"{sum(map(len, why.values()))} frame(s) passed through unchanged: "
+                     + "; ".join(f"{spans(numbers)} ({reason})" for reason, numbers in why.items()))
     return " · ".join(parts)
+
+
+def spans(numbers: list[int]) -> str:
+    """Sorted frame numbers as runs: [1001, 1002, 1003, 1007] -> '1001-1003, 1007'."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _f(x) -> str:
@@ -128,7 +163,9 @@ def _figure_png(original, edited, qc: dict) -> bytes:
                             left=0.06, right=0.98, top=1 - 0.8 / (2.0 * rows + 5.2), bottom=0.5 / (2.0 * rows + 5.2))
     fig.suptitle("ipfacediff QC — " + summary(qc), fontsize=9, wrap=True)
     threshold = qc.get("threshold")
-    drifted = set(qc.get("drifted_frames") or [])
+    first = qc.get("first_frame", 0)
+    drifted = {number - first for number in qc.get("drifted_frames") or []}
+    skipped = passed(qc)
     for p, (track, dist) in enumerate(pairs):
         for c, i in enumerate(picks):
             for r, frames in enumerate((original, edited)):
@@ -142,7 +179,9 @@ def _figure_png(original, edited, qc: dict) -> bytes:
                 else:
                     ax.imshow(np.clip(tile, 0, 1))
                 if r == 0:
-                    ax.set_title(f"frame {i}" + ("" if track is None else f" · face {track}"), fontsize=8)
+                    ax.set_title(f"frame {i + first}" + (" · passed through" if i in skipped else "")
+                                 + ("" if track is None else f" · face {track}"), fontsize=8,
+                                 color="0.45" if i in skipped else "black")
                 else:
                     d = dist[i] if i < len(dist) else None
                     bad = d is not None and threshold is not None and d > threshold and i in drifted
@@ -155,7 +194,7 @@ def _figure_png(original, edited, qc: dict) -> bytes:
                     ax.set_ylabel(("original" if r == 0 else "edited") + ("" if track is None else f"\nface {track}"),
                                   fontsize=9)
     dist = qc.get("identity_distance") or [None] * n
-    frames_x = np.arange(n)
+    frames_x = np.arange(n) + first
     ax = fig.add_subplot(grid[rows, :])
     y = np.array([np.nan if d is None else d for d in dist], float)
     for track, series in pairs:
@@ -165,10 +204,13 @@ def _figure_png(original, edited, qc: dict) -> bytes:
     if qc.get("threshold") is not None:
         ax.axhline(qc["threshold"], ls="--", color="red", lw=1, label=f"drift threshold {qc['threshold']}")
     for i in drifted:
-        ax.axvspan(i - 0.5, i + 0.5, color="red", alpha=0.15, lw=0)
+        ax.axvspan(first + i - 0.5, first + i + 0.5, color="red", alpha=0.15, lw=0)
+    for k, i in enumerate(sorted(skipped)):
+        ax.axvspan(first + i - 0.5, first + i + 0.5, color="0.5", alpha=0.3, lw=0,
+                   label=None if k else "passed through unchanged (no usable face)")
     for i in picks:
-        ax.axvline(i, color="0.8", lw=0.6, zorder=0)
-    ax.set_xlim(-0.5, max(n - 0.5, 0.5))
+        ax.axvline(first + i, color="0.8", lw=0.6, zorder=0)
+    ax.set_xlim(first - 0.5, first + max(n - 0.5, 0.5))
     top = np.nanmax(y) if np.isfinite(y).any() else 0.0
     ax.set_ylim(0, max(top, qc.get("threshold") or 0) * 1.15 + 1e-3)
     ax.set_ylabel("cosine distance", fontsize=8)
@@ -194,12 +236,16 @@ def _html(png: bytes, qc: dict) -> str:
     rows = []
     dist = qc.get("identity_distance") or []
     w = qc.get("warp_error") or {}
+    first = qc.get("first_frame", 0)
+    skipped = passed(qc)
     for i, status in enumerate(qc.get("status") or []):
         d = dist[i] if i < len(dist) else None
-        bad = i in set(qc.get("drifted_frames") or [])
-        cells = [str(i), html.escape(status), _f(d), _f((w.get("original") or [None] * (i + 1))[i]),
-                 _f((w.get("edited") or [None] * (i + 1))[i]), html.escape((qc.get("notes") or [""] * (i + 1))[i] or "")]
-        style = ' style="color:#c00;font-weight:bold"' if bad else ""
+        bad = i + first in set(qc.get("drifted_frames") or [])
+        note = "; ".join(filter(None, [(qc.get("notes") or [""] * (i + 1))[i],
+                                       "passed through unchanged" if i in skipped else ""]))
+        cells = [str(i + first), html.escape(status), _f(d), _f((w.get("original") or [None] * (i + 1))[i]),
+                 _f((w.get("edited") or [None] * (i + 1))[i]), html.escape(note)]
+        style = ' style="color:#c00;font-weight:bold"' if bad else ' style="color:#777"' if i in skipped else ""
         rows.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     b64 = base64.b64encode(png).decode()
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>ipfacediff QC</title>

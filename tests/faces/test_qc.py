@@ -103,3 +103,45 @@ def test_eval_command_prints_table_rows(tmp_path, capsys):
     row = next(line for line in text.splitlines() if line.startswith("| ours |"))
     assert row.split("|")[3].strip() == "1.00"  # R@1
     assert "Temporal Consistency" in text and "| original |" in text and "| base |" in text
+
+
+def _numbered_clips(tmp_path):
+    """Frames 1001-1006 of a face that leaves the shot for its last two frames (they pass
+    through), edited with another identity in frame 1003."""
+    frames, _ = samples.clip([Actor("astronaut", (480, 270), 170, shift=(20, 10), period=6)], 6, size=(540, 960))
+    frames[4:] = [np.full_like(frames[0], 120) for _ in frames[4:]]
+    plan = prepare(frames, Settings())
+    out = paste(frames, _swap_identity(plan, {2}), plan)
+    return frames, out, plan
+
+
+def test_qc_command_numbers_frames_as_the_source_files_do(tmp_path, capsys):
+    from engine.cli import main
+    from engine.io import write_frames
+
+    frames, out, _ = _numbered_clips(tmp_path)
+    write_frames(frames, tmp_path / "orig", start=1001)
+    write_frames(out, tmp_path / "edit", start=1001)
+    assert main(["qc", str(tmp_path / "orig"), str(tmp_path / "edit"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["first_frame"] == 1001 and result["drifted_frames"] == [1003]
+    assert result["passed_through"] == [1005, 1006]
+    assert {b["frame"] for b in result["crop_boxes"]} == {1001, 1002, 1003, 1004}
+    assert main(["qc", str(tmp_path / "orig"), str(tmp_path / "edit")]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [r.split()[0] for r in rows[2:8]] == ["1001", "1002", "1003", "1004", "1005", "1006"]
+    assert rows[4].endswith("DRIFT") and rows[6].endswith("passed through") and rows[8] == "drifted frames: 1003"
+
+
+def test_passed_through_frames_are_marked_in_the_summary_report_and_contact_sheet(tmp_path, facenet):
+    from engine.metrics.quality import numbered
+    from engine.metrics.report import keyframes, summary
+
+    frames, out, plan = _numbered_clips(tmp_path)
+    result = numbered(qc(frames, out, plan, embedder=facenet), 1001)
+    assert result["status"][4:] == ["no_face", "no_face"]
+    assert "2 frame(s) passed through unchanged: 1005-1006 (no face)" in summary(result)
+    assert 4 in keyframes(result, len(frames)), "the first passed-through frame is on the contact sheet"
+    page = render_report(frames, out, result, tmp_path / "qc.html").read_text()
+    assert page.count("passed through unchanged</td>") == 2 and "<td>1005</td>" in page
+    assert render_report(frames, out, result, tmp_path / "qc.png").stat().st_size > 10_000
