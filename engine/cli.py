@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--out", required=True, type=Path, help="output folder for frame_%%06d.<ext>")
     add_model_args(edit)
     edit.add_argument("--format", choices=["png", "tif", "exr"], default="png")
+    edit.add_argument("--input-colorspace", help="OpenColorIO colourspace of the input ($OCIO config, else the "
+                      "built-in ACES studio config; default: sRGB for 8/16-bit integer images, scene-linear "
+                      "Rec.709 for EXR and other float images)")
+    edit.add_argument("--output-colorspace", help="OpenColorIO colourspace of the output frames (default as for "
+                      "the input, by the written sample type)")
     edit.add_argument("--video", type=Path, help="also write an 8-bit mp4 preview here")
     edit.add_argument("--stats", type=Path, help="write the edit's stats (and QC) as JSON here")
     edit.add_argument("--report", type=Path, help="write the QC report here (.png or .html): keyframes "
@@ -133,6 +138,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 def cmd_edit(args: argparse.Namespace) -> int:
     from engine.editor import Editor
     from engine.io import read_frames, write_frames
+    from engine.io.colour import ModelFrames
+    from engine.metrics.quality import numbered
 
     from engine.presets import preset_names
 
@@ -142,6 +149,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if not args.prompt.strip():
         raise UserError("the prompt is empty; say what to change, e.g. --prompt 'add glasses'.")
     clip = read_frames(args.input, parse_range(args.frames))
+    working = ModelFrames.prepare(clip, args.input_colorspace, args.output_colorspace, args.format)
     editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
                     identity=args.identity_model, direction=args.direction_model,
                     device=settings.device, dtype=settings.dtype, model_config=args.model_config)
@@ -151,10 +159,12 @@ def cmd_edit(args: argparse.Namespace) -> int:
         log("this model has random weights: the output is noise, not an edit.")
     update, close = progress_bar(not args.quiet, log)
     try:
-        result = editor.edit(clip.frames, args.prompt, settings, progress=update)
+        result = editor.edit(working.frames, args.prompt, settings, progress=update)
     finally:
         close()
-    paths = write_frames(result.frames, args.out, start=clip.first, fmt=args.format, video=args.video,
+    result.qc = numbered(result.qc, clip.first)
+    written = working.restore(result.frames)
+    paths = write_frames(written, args.out, start=clip.first, fmt=args.format, video=args.video,
                          fps=clip.fps or 24.0)
     marker = args.out / "RANDOM_WEIGHTS.txt"
     if editor.models.random_weights:
@@ -170,7 +180,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         if result.qc["drifted_frames"]:
             log(f"identity drifted in frames: {', '.join(map(str, result.qc['drifted_frames']))}")
         if args.report:
-            render_report(clip.frames, result.frames, result.qc, args.report)
+            render_report(working.frames, result.frames, result.qc, args.report)
             log(f"wrote the QC report to {args.report}")
     evals = result.stats["unet_evals"]["per_frame"]
     log(f"wrote {len(paths)} frames to {args.out} ({evals:.0f} UNet evaluations per frame, "

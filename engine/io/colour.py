@@ -32,7 +32,7 @@ MODEL_SPACE = ("sRGB Encoded Rec.709 (sRGB)", "srgb_tx", "Utility - sRGB - Textu
 SCENE_LINEAR = ("Linear Rec.709 (sRGB)", "lin_rec709", "Utility - Linear - sRGB", "Linear - sRGB")
 REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 # sample types each output format stores, and what other sample types become there
-_HOLDS = {"png": ("uint8", "uint16"), "tif": ("uint8", "uint16", "float16", "float32"), "exr": ("float16", "float32")}
+_HOLDS = {"png": ("uint8", "uint16"), "tif": ("uint8", "uint16", "float32"), "exr": ("float16", "float32")}
 _OTHERWISE = {"png": "uint16", "tif": "float32", "exr": "float32"}
 
 

@@ -89,7 +89,7 @@ def test_integer_input_written_as_exr_defaults_to_scene_linear_and_float_written
 
 @pytest.mark.parametrize(("source", "fmt", "written"), [
     ("float16", "exr", "float16"), ("float32", "exr", "float32"), ("uint16", "png", "uint16"),
-    ("uint8", "png", "uint8"), ("uint8", "tif", "uint8"), ("float16", "tif", "float16"),
+    ("uint8", "png", "uint8"), ("uint8", "tif", "uint8"), ("float16", "tif", "float32"),
     ("float32", "png", "uint16"), ("uint16", "exr", "float32"),
 ])
 def test_the_sample_type_is_kept_where_the_format_holds_it(source, fmt, written):
