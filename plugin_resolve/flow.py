@@ -17,7 +17,7 @@ from typing import Any, Callable
 from engine.errors import UserError
 from engine.settings import Settings
 from plugin_resolve.engine_link import EngineLink
-from plugin_resolve.errors import DEFAULT_ENGINE, Cancelled, NoResolve, ResolveEditError
+from plugin_resolve.errors import DEFAULT_ENGINE, Cancelled, NoResolve, PlacementFailed, ResolveEditError
 from plugin_resolve.place import Placement, sequence_clip_info
 from plugin_resolve.render import render_range
 from plugin_resolve.source import source_input
@@ -96,7 +96,7 @@ class EditRun:
         if not self.timeline:
             raise NoResolve("No timeline is open; open the timeline that holds the shot.")
         self.pool = self.project.GetMediaPool()
-        self.target = find_target(self.timeline, self.track)
+        self.target = find_target(self.timeline, self.track, self.resolve.GetCurrentPage())
         if self.source == "source":
             path, rng = source_input(self.timeline, self.target)
         self.link.connect()  # before rendering: an engine that is down costs the editor nothing
@@ -123,7 +123,7 @@ class EditRun:
         self._drop_preview()
         try:
             paths = self._engine(preview_frame=index, out=self.folder.preview)
-            self._preview = Placement(self.pool, self.timeline)
+            self._preview = Placement(self.resolve, self.pool, self.timeline)
             self.preview_clip = self._preview.import_media(paths[:1], clip_name(self.version, self.prompt, True))
             self.pool.SetSelectedClip(self.preview_clip)
         except BaseException as exc:
@@ -137,7 +137,8 @@ class EditRun:
         """Edit the whole range and place it on a new track; returns the new TimelineItem."""
         if self.input is None:
             self.prepare()
-        placement = Placement(self.pool, self.timeline)
+        placement = Placement(self.resolve, self.pool, self.timeline)
+        users = None
         try:
             paths = self._engine(out=self.folder.frames)
             if len(paths) != self.target.count:
@@ -148,12 +149,17 @@ class EditRun:
                                           frames=self.target.count)
             if self.cancel():
                 raise Cancelled("the import")
+            users = self._back_to_our_timeline()
+            self.target.check_unchanged(self.timeline)
             item = placement.place_on_new_track(clip, self.target.first, self.target.count,
                                                 track_name(self.version, self.prompt))
         except BaseException as exc:
             placement.undo()
             self.discard()
             raise _as_cancel(exc)
+        finally:
+            if users is not None:
+                self.project.SetCurrentTimeline(users)
         self._drop_preview()
         self.folder.finish()
         self.link.close()
@@ -171,6 +177,19 @@ class EditRun:
         self.input = None
 
     # --- helpers -------------------------------------------------------------------------
+    def _back_to_our_timeline(self) -> Any:
+        """AppendToTimeline places onto the *current* timeline: if the editor switched timelines during
+        the run, switch back to the one the range came from; returns theirs (to switch to afterwards)."""
+        current = self.project.GetCurrentTimeline()
+        ours = self.timeline.GetUniqueId()
+        if current and current.GetUniqueId() == ours:
+            return None
+        now = self.project.GetCurrentTimeline() if self.project.SetCurrentTimeline(self.timeline) else None
+        if not now or now.GetUniqueId() != ours:
+            raise PlacementFailed(f"The current timeline changed during the run and Resolve would not switch back to "
+                                  f"'{self.timeline.GetName()}', where the range came from; nothing was placed.")
+        return current
+
     def _engine(self, *, out, preview_frame: int | None = None) -> list[str]:
         path, rng = self.input
         output = {"mode": "path", "dir": str(out), "format": self.image_format}

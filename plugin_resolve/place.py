@@ -1,10 +1,11 @@
 """Bring the engine's frames into Resolve as a new, non-destructive version.
 
-In: the media pool, the timeline, the result paths (`frame_%06d.<ext>`, numbered by the
+In: Resolve, the media pool, the timeline, the result paths (`frame_%06d.<ext>`, numbered by the
 engine), the record frame and length, and names. Out: the TimelineItem on a new top video
 track, verified by re-reading the track — AppendToTimeline never overwrites and silently
 drops a placement that overlaps, so its return value proves nothing. `Placement.undo()`
-removes everything this module added (item, track, clips, the bin if it made it).
+removes everything this module added (item, track, clips, the bin if it made it), on the
+Edit page.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def sequence_clip_info(paths: list[str]) -> dict[str, Any]:
 
 
 class Placement:
-    def __init__(self, media_pool: Any, timeline: Any):
-        self.pool, self.timeline = media_pool, timeline
+    def __init__(self, resolve: Any, media_pool: Any, timeline: Any):
+        self.resolve, self.pool, self.timeline = resolve, media_pool, timeline
         self.bin = None
         self.bin_created = False
         self.clips: list[Any] = []
@@ -95,12 +96,19 @@ class Placement:
         return ok[0]
 
     def undo(self) -> None:
-        """Remove what this placement added; each step runs even when an earlier one fails."""
+        """Remove what this placement added, each step checked rather than trusted to a side effect
+        (MediaPool.DeleteClips is not documented to remove a clip's timeline uses). Timeline work runs on
+        the Edit page: Timeline.DeleteClips fails on the Fairlight page. Every step runs even when an
+        earlier one fails; a track still holding something is left in place rather than deleted."""
+        page = self.resolve.GetCurrentPage() if self.items or self.track is not None else "edit"
+        if page != "edit":
+            self.resolve.OpenPage("edit")
         steps = []
         if self.items:
             steps.append(lambda: self.timeline.DeleteClips(self.items, False))
         if self.track is not None:
-            steps.append(lambda: self.timeline.DeleteTrack("video", self.track))
+            steps.append(lambda: not self.timeline.GetItemListInTrack("video", self.track)
+                         and self.timeline.DeleteTrack("video", self.track))
         if self.clips:
             steps.append(lambda: self.pool.DeleteClips(self.clips))
         if self.bin_created:
@@ -111,6 +119,8 @@ class Placement:
                 step()
             except Exception:  # cleanup must go on; the caller reports the original error
                 pass
+        if page and page != "edit":
+            self.resolve.OpenPage(page)
         self.items, self.track, self.clips, self.bin_created = [], None, [], False
 
 

@@ -5,16 +5,19 @@ track), an empty folder, and "tif" (16-bit TIFF) or "exr" (half-float EXR). Out:
 paths of exactly `target.count` frames, with the target track's grades and effects and those
 of the tracks below it (tracks above are switched off while rendering).
 
-Known Resolve behaviour handled here: SetRenderSettings layers on the current Deliver state,
-so every key we rely on is set and the queued job is read back; MarkIn/MarkOut are absolute
-record frames; rendering needs the Deliver page; JobStatus is a localized string, so only
-CompletionPercentage and Error are trusted, and the frames on disk are the final proof.
-Whatever happens, the render job is deleted, the tracks, the page and (through a temporary
-render preset) the Deliver settings are put back, and a failed render leaves no files.
+Known Resolve behaviour handled here (sources in docs/resolve.md): SetRenderSettings layers on
+the current Deliver state, so every key we rely on and every key that changes pixels is set,
+and the queued job is read back (range in absolute frames, folder normalised); rendering needs
+the Deliver page, moves the playhead and sets the In/Out marks; JobStatus is a localized
+string, so only CompletionPercentage and Error are trusted, and the frames on disk are the
+final proof. Whatever happens, the render job is deleted; the tracks, the marks, the playhead,
+the page and (through a temporary render preset) the Deliver settings are put back, and a
+failed render leaves no files.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -23,6 +26,7 @@ from typing import Any, Callable
 
 from plugin_resolve.errors import Cancelled, RenderFailed
 from plugin_resolve.target import Target
+from plugin_resolve.timecode import Clock
 
 POLL_S = 0.25
 STOP_TIMEOUT_S = 60.0
@@ -59,12 +63,26 @@ def _resolution(project: Any, timeline: Any) -> dict[str, int]:
     return out
 
 
+def pixel_settings(project: Any, timeline: Any, clock: Clock) -> dict[str, Any]:
+    """Every SetRenderSettings key (README, "Looking up Render Settings") that changes the pixels or
+    the frames rendered, pinned: the Deliver page's leftovers must not reach the engine."""
+    return {"DataBurnIn": "None", "ExportSubtitle": False, "ColorSpaceTag": "Same as Project",
+            "GammaTag": "Same as Project", "UseFullExtents": False, "AddFrameHandles": 0, "FrameRate": clock.fps,
+            **_resolution(project, timeline)}
+
+
+OPTIONAL = {"ExportAlpha": False, "PixelAspectRatio": "square"}  # refused by some formats and SD sizes
+
+
 class _Restore:
-    """Puts back what rendering changes: tracks above the target, the page, the Deliver state."""
+    """Puts back what rendering changes: tracks above the target, the In/Out marks, the playhead,
+    the page and (through a temporary render preset) the Deliver settings."""
 
     def __init__(self, resolve: Any, project: Any, timeline: Any, target: Target):
         self.resolve, self.project, self.timeline = resolve, project, timeline
         self.page = resolve.GetCurrentPage()
+        self.marks = timeline.GetMarkInOut() or {}
+        self.playhead = timeline.GetCurrentTimecode() or ""  # empty off the timecode pages: read on Deliver
         self.preset = f"ipfacediff-restore-{uuid.uuid4().hex[:8]}"
         self.preset_saved = bool(project.SaveAsNewRenderPreset(self.preset))
         self.disabled = []
@@ -79,6 +97,12 @@ class _Restore:
         if self.preset_saved:
             self.project.LoadRenderPreset(self.preset)
             self.project.DeleteRenderPreset(self.preset)
+        self.timeline.ClearMarkInOut("all")
+        for kind, mark in self.marks.items():
+            if isinstance(mark, dict) and "in" in mark and "out" in mark:
+                self.timeline.SetMarkInOut(mark["in"], mark["out"], kind)
+        if self.playhead:
+            self.timeline.SetCurrentTimecode(self.playhead)  # still on Deliver, a timecode page
         if self.page and self.resolve.GetCurrentPage() != self.page:
             self.resolve.OpenPage(self.page)
 
@@ -87,26 +111,32 @@ def render_range(resolve: Any, project: Any, timeline: Any, target: Target, out_
                  image_format: str = "tif", *, progress: Callable[[float, str], None] = lambda f, m: None,
                  cancel: Callable[[], bool] = lambda: False) -> list[Path]:
     fmt, codec = pick_codec(project, image_format)
+    clock = Clock.of(timeline)
     restore = _Restore(resolve, project, timeline, target)
     job = None
     ok = False
     try:
         if not resolve.OpenPage("deliver"):
             raise RenderFailed("Resolve would not open the Deliver page, which rendering needs.")
+        restore.playhead = restore.playhead or timeline.GetCurrentTimecode() or ""
         if not project.SetCurrentRenderFormatAndCodec(fmt, codec):
             raise RenderFailed(f"Resolve refused the render format {fmt}/{codec}.")
         if not project.SetCurrentRenderMode(1):
             raise RenderFailed("Resolve refused single-clip render mode.")
         wanted = {"SelectAllFrames": False, "MarkIn": target.first, "MarkOut": target.last,
-                  "TargetDir": str(out_dir), "CustomName": name, "ExportVideo": True, "ExportAudio": False,
-                  **_resolution(project, timeline)}
+                  "TargetDir": str(out_dir), "CustomName": name, "ExportVideo": True, "ExportAudio": False}
         if not project.SetRenderSettings(wanted):
             raise RenderFailed("Resolve refused the render settings (range, folder and name).")
-        project.SetRenderSettings({"ExportAlpha": False})  # best effort: not every format has alpha
+        for key, value in pixel_settings(project, timeline, clock).items():  # one by one: a refusal is named
+            if not project.SetRenderSettings({key: value}):
+                raise RenderFailed(f"Resolve refused the render setting {key}={value!r}, so the Deliver page's own "
+                                   f"{key} could reach the edited frames; nothing was changed.")
+        for key, value in OPTIONAL.items():
+            project.SetRenderSettings({key: value})
         job = project.AddRenderJob()
         if not job:
             raise RenderFailed("Resolve did not add a render job to the queue.")
-        _check_job(project, job, target, out_dir)
+        _check_job(project, job, target, out_dir, clock)
         if not project.StartRendering([job], False):  # positional: the bridge takes no keywords
             raise RenderFailed("Resolve did not start rendering (is another render running?).")
         _wait(project, job, target, progress, cancel)
@@ -131,15 +161,27 @@ def render_range(resolve: Any, project: Any, timeline: Any, target: Target, out_
                 p.unlink(missing_ok=True)
 
 
-def _check_job(project: Any, job: str, target: Target, out_dir: Path) -> None:
-    """Read the queued job back: inherited Deliver state must not have changed what we asked for."""
+def same_path(a: Any, b: Any) -> bool:
+    """Two spellings of one folder (trailing separators, symlinks, case on Windows and macOS)."""
+    return os.path.normcase(os.path.realpath(str(a))) == os.path.normcase(os.path.realpath(str(b)))
+
+
+def _check_job(project: Any, job: str, target: Target, out_dir: Path, clock: Clock) -> None:
+    """Read the queued job back: its range (in absolute frames) and folder must be what we asked for."""
     info = next((j for j in project.GetRenderJobList() or [] if j.get("JobId") == job), None)
     if info is None:
         return  # older builds list no JobId; the frames on disk are checked afterwards anyway
-    got = (info.get("MarkIn"), info.get("MarkOut"), str(Path(str(info.get("TargetDir", out_dir)))))
-    if got != (target.first, target.last, str(out_dir)) or info.get("IsExportVideo") is False:
-        raise RenderFailed(f"Resolve queued frames {got[0]}-{got[1]} into {got[2]} instead of "
-                           f"{target.first}-{target.last} into {out_dir}.")
+    try:
+        first, last = clock.render(info.get("MarkIn")), clock.render(info.get("MarkOut"))
+    except (TypeError, ValueError):
+        first = last = None
+    folder = str(info.get("TargetDir") or out_dir)
+    if (first, last) != (target.first, target.last) or not same_path(folder, out_dir):
+        raise RenderFailed(f"Resolve queued frames {first}-{last} into {folder} instead of "
+                           f"{target.first}-{target.last} into {out_dir}, so its frame numbering differs from the "
+                           "one ipfacediff assumes (docs/resolve.md, Frames); nothing was changed.")
+    if info.get("IsExportVideo") is False:
+        raise RenderFailed("Resolve queued the render without video; nothing was changed.")
 
 
 def _wait(project: Any, job: str, target: Target, progress: Callable, cancel: Callable) -> None:

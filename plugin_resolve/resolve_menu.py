@@ -3,12 +3,14 @@
 This file is copied into Resolve's Scripts/Utility folder by `ipfacediff install-resolve`,
 which fills in INSTALL below: where the ipfacediff package lives, and the site-packages with
 pyzmq and msgpack (added only when Resolve's Python is the same version). It opens the
-ipfacediff window (plugin_resolve.ui), or prints what to do when that is not possible.
+ipfacediff window (plugin_resolve.ui), or prints what to do when that is not possible: on a
+Python older than MIN_PYTHON it says so instead of failing inside the imports.
 """
 
 import sys
 
 INSTALL = {}  # filled in by `ipfacediff install-resolve`
+MIN_PYTHON = (3, 8)  # the oldest Python the Resolve side runs on (docs/resolve.md); this file parses on 2.7+
 
 
 def _add_paths():
@@ -22,6 +24,13 @@ def _add_paths():
 
 
 def main(env):
+    if sys.version_info[:2] < MIN_PYTHON:
+        print("ipfacediff: Resolve runs this script with Python %d.%d (%s), and ipfacediff needs Python %d.%d or "
+              "newer. Install a 64-bit Python %d.%d+ where Resolve finds it (Resolve's scripting README, "
+              "Prerequisites), then open the script again." % (sys.version_info[0], sys.version_info[1],
+                                                               sys.executable, MIN_PYTHON[0], MIN_PYTHON[1],
+                                                               MIN_PYTHON[0], MIN_PYTHON[1]))
+        return 1
     _add_paths()
     try:
         import msgpack  # noqa: F401

@@ -13,8 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))  # serverkit
 
 from engine.io import write_frames  # noqa: E402
-from fake_resolve import FakeResolve  # noqa: E402
-from resolvekit import CLIP_AT, CLIP_IN, CLIP_LEN, SECOND_AT, SECOND_LEN  # noqa: E402
+from resolvekit import build_resolve  # noqa: E402
 from serverkit import shared_engine  # noqa: E402
 
 
@@ -57,16 +56,4 @@ def work_dir(media_root, request) -> Path:
 
 @pytest.fixture
 def resolve(shot):
-    app = FakeResolve()
-    project = app.GetProjectManager().CreateProject("Demo Project")
-    pool = project.GetMediaPool()
-    timeline = pool.CreateEmptyTimeline("Edit 1")
-    [camera] = pool.ImportMedia([{"FilePath": shot, "StartIndex": 1001, "EndIndex": 1020}])
-    placed = pool.AppendToTimeline([
-        {"mediaPoolItem": camera, "startFrame": CLIP_IN, "endFrame": CLIP_IN + CLIP_LEN, "trackIndex": 1,
-         "recordFrame": CLIP_AT},
-        {"mediaPoolItem": camera, "startFrame": 0, "endFrame": SECOND_LEN, "trackIndex": 1, "recordFrame": SECOND_AT},
-    ])
-    assert all(i.GetUniqueId() for i in placed)
-    timeline.SetMarkInOut(12, 16)  # as the UI reports them: relative to the start -> 86412..86416
-    return app
+    return build_resolve(shot)

@@ -13,14 +13,29 @@ measured quirks the plugin must survive (docs/reference/api-limitations.md):
 - GetRenderJobStatus's JobStatus is a display string; a job renders one frame per status poll
   and writes real image files (16-bit TIFF, half or float EXR, via engine.io) of the composite
   of the enabled video tracks for its range. `project.render_fault` makes a job fail.
-- GetMarkInOut returns whatever SetMarkInOut stored (the UI stores marks relative to the
-  timeline start); ImportMedia lands in the current folder; an image sequence is imported
-  with {"FilePath": "name_%06d.tif", "StartIndex", "EndIndex"} and shows "name_[a-b].tif".
-- Timeline.DeleteClips fails on the Fairlight page; GetItemListInTrack is ordered by start.
+- Marks: GetMarkInOut/SetMarkInOut values are relative to the timeline start (type stubs); the
+  Deliver page's render range is the timeline's In/Out, so SetRenderSettings' MarkIn/MarkOut
+  (absolute frames) move the marks, and a rendering job moves the playhead (measured).
+- Time: a timeline starts at its start timecode ("01:00:00:00" unless SetStartTimecode says
+  otherwise) counted at the project rate; `timelineFrameRate` is the bare rate ("29.97"; setting
+  "29.97 DF" turns `timelineDropFrameTimecode` to "1", as the README says) and timecodes use ':'
+  even when drop frame. GetCurrentTimecode is empty off the Cut/Edit/Color/Fairlight/Deliver pages.
+- Pixels: a render is the composite of the enabled video tracks at the timeline resolution, scaled
+  to the job's FormatWidth/FormatHeight, with the Deliver page's data burn-in (`DataBurnIn` other
+  than "None" while `Project.burn_in` is set up) and burnt-in subtitles (`ExportSubtitle` with
+  `SubtitleFormat` "BurnIn" on a timeline with a subtitle track) drawn in; `AddFrameHandles` widens
+  the range. A job's TargetDir reads back with symlinks resolved (/tmp -> /private/tmp on macOS).
+- ImportMedia lands in the current folder; an image sequence is imported with
+  {"FilePath": "name_%06d.tif", "StartIndex", "EndIndex"} and shows "name_[a-b].tif".
+- Timeline.DeleteClips fails on the Fairlight page (a refusal is logged in `Timeline.refused`);
+  MediaPool.DeleteClips does not touch timelines (removing a clip's timeline uses is not
+  documented); GetItemListInTrack is ordered by start.
 
 Test hooks (not Resolve API): `TimelineItem.gain` (a grade applied at render),
-`Project.render_fault`, `MediaPool.append_fault`, `snapshot(resolve)` (everything a run
-must leave as it was) and `FakeResolve(studio=False)` (UIManager is None, as on the free edition).
+`Project.render_fault`, `Project.burn_in`, `MediaPool.append_fault` ("drop": placements are
+silently dropped; "short": they land one frame short), `Timeline.refused`, `on_poll` (called at
+every render-status poll), `snapshot(resolve)` (everything a run must leave as it was) and
+`FakeResolve(studio=False)` (UIManager is None, as on the free edition).
 """
 
 from __future__ import annotations
@@ -43,6 +58,30 @@ _ids = itertools.count(1)
 
 def _uid() -> str:
     return f"{next(_ids):08x}-{uuid.uuid4().hex[:8]}"
+
+
+def _rate(fps: str, drop: str) -> tuple[int, int]:
+    """(nominal frames per second, frames dropped per minute: 0, 2 at 29.97 DF, 4 at 59.94 DF)."""
+    exact = float(fps)
+    nominal = int(round(exact))
+    return nominal, (nominal // 15 if drop == "1" and nominal in (30, 60) and exact != nominal else 0)
+
+
+def tc_to_frame(tc: str, fps: str, drop: str) -> int:
+    nominal, d = _rate(fps, drop)
+    h, m, s, f = (int(x) for x in re.split(r"[:;]", tc))
+    minutes = h * 60 + m
+    return (minutes * 60 + s) * nominal + f - d * (minutes - minutes // 10)
+
+
+def frame_to_tc(frame: int, fps: str, drop: str) -> str:
+    nominal, d = _rate(fps, drop)
+    if d:  # SMPTE drop frame: put the skipped labels back, then count as non-drop
+        per10, per1 = nominal * 600 - 9 * d, nominal * 60 - d
+        tens, rest = divmod(frame, per10)
+        frame += 9 * d * tens + (d * ((rest - d) // per1) if rest > d else 0)
+    return (f"{frame // (3600 * nominal):02d}:{frame // (60 * nominal) % 60:02d}:{frame // nominal % 60:02d}:"
+            f"{frame % nominal:02d}")
 
 
 # --- application -----------------------------------------------------------------------------
@@ -123,8 +162,8 @@ RENDER_KEYS = {
 class Project:
     def __init__(self, app: FakeResolve, name: str):
         self.app, self.name = app, name
-        self.settings = {"timelineFrameRate": "24", "timelineResolutionWidth": "64",
-                         "timelineResolutionHeight": "48"}
+        self.settings = {"timelineFrameRate": "24", "timelineDropFrameTimecode": "0",
+                         "timelineResolutionWidth": "64", "timelineResolutionHeight": "48"}
         self.pool = MediaPool(self)
         self.timelines: list[Timeline] = []
         self.current_timeline: Timeline | None = None
@@ -133,10 +172,15 @@ class Project:
         self.render_settings: dict[str, Any] = {"SelectAllFrames": True, "MarkIn": 0, "MarkOut": 0,
                                                 "TargetDir": "/nonexistent/deliveries", "CustomName": "reel1",
                                                 "ExportVideo": True, "ExportAudio": True, "ExportAlpha": False,
-                                                "FormatWidth": 1920, "FormatHeight": 1080}
+                                                "FormatWidth": 1920, "FormatHeight": 1080,
+                                                "DataBurnIn": "Same as project", "ExportSubtitle": False,
+                                                "SubtitleFormat": "BurnIn", "UseFullExtents": False,
+                                                "AddFrameHandles": 0}
         self.presets: dict[str, dict] = {"H.264 Master": self._render_state()}
         self.jobs: dict[str, RenderJob] = {}
         self.render_fault: tuple[int, str] | None = None  # (frames written before failing, error text)
+        self.on_poll: Any = None  # test hook: called at every GetRenderJobStatus (the editor acting meanwhile)
+        self.burn_in = False  # test hook: the project has a data burn-in set up (Workspace > Data Burn-In)
 
     def GetName(self): return self.name
     def GetMediaPool(self): return self.pool
@@ -157,7 +201,11 @@ class Project:
         return dict(self.settings) if not name else self.settings.get(name, "")
 
     def SetSetting(self, name, value):
-        self.settings[name] = str(value)
+        value = str(value).strip()
+        if name == "timelineFrameRate" and value.upper().endswith("DF"):  # README: "29.97 DF" enables drop frame
+            value = value[:-2].strip()
+            self.settings["timelineDropFrameTimecode"] = "1"
+        self.settings[name] = value
         return True
 
     # render state ---------------------------------------------------------------------------
@@ -190,6 +238,10 @@ class Project:
             if key == "CustomName" and not value:
                 return False  # measured: an empty name rejects the whole payload
         self.render_settings.update(settings)
+        tl = self.current_timeline
+        if tl is not None and not self.render_settings["SelectAllFrames"] and {"MarkIn", "MarkOut"} & set(settings):
+            start = tl.GetStartFrame()  # the Deliver range is the timeline's In/Out
+            tl.SetMarkInOut(self.render_settings["MarkIn"] - start, self.render_settings["MarkOut"] - start)
         return True
 
     def GetRenderPresetList(self): return list(self.presets)
@@ -219,6 +271,8 @@ class Project:
             first, last = tl.GetStartFrame(), tl.GetEndFrame() - 1
         else:  # absolute record frames, clamped to the timeline start
             first, last = max(s["MarkIn"], tl.GetStartFrame()), max(s["MarkOut"], tl.GetStartFrame())
+        if not s.get("UseFullExtents"):
+            first, last = first - s.get("AddFrameHandles", 0), last + s.get("AddFrameHandles", 0)
         job = RenderJob(self, tl, first, last)
         self.jobs[job.id] = job
         return job.id
@@ -267,6 +321,8 @@ class Project:
         if job is None:
             return {}
         job.tick()
+        if self.on_poll is not None:
+            self.on_poll()
         return job.status_info()
 
 
@@ -285,7 +341,7 @@ class RenderJob:
     def info(self) -> dict:
         s = self.settings
         return {"JobId": self.id, "RenderJobName": f"Job {self.id[:4]}", "TimelineName": self.timeline.name,
-                "TargetDir": s["TargetDir"], "OutputFilename": s.get("CustomName", ""), "MarkIn": self.first,
+                "TargetDir": os.path.realpath(s["TargetDir"]), "OutputFilename": s.get("CustomName", ""), "MarkIn": self.first,
                 "MarkOut": self.last, "IsExportVideo": s.get("ExportVideo", True),
                 "IsExportAudio": s.get("ExportAudio", False), "FormatWidth": s.get("FormatWidth"),
                 "FormatHeight": s.get("FormatHeight"), "RenderMode": "Single clip", "VideoFormat": self.format,
@@ -310,6 +366,7 @@ class RenderJob:
             self.status, self.error = "Failed", fault[1]
             return
         frame = self.first + self.done
+        self.timeline.playhead = frame  # measured: rendering moves the playhead
         self.write(frame)
         self.done += 1
         if self.done == self.count:
@@ -318,8 +375,12 @@ class RenderJob:
     def write(self, frame: int) -> None:
         target = Path(self.settings["TargetDir"])
         target.mkdir(parents=True, exist_ok=True)
-        rgb = self.timeline.composite(frame, int(self.settings.get("FormatWidth") or 0),
-                                      int(self.settings.get("FormatHeight") or 0))
+        s = self.settings
+        rgb = _resize(self.timeline.composite(frame), int(s.get("FormatWidth") or 0), int(s.get("FormatHeight") or 0))
+        if s.get("DataBurnIn", "None") != "None" and self.project.burn_in:
+            rgb[:2] = 1.0  # a timecode window across the top
+        if s.get("ExportSubtitle") and s.get("SubtitleFormat") == "BurnIn" and self.timeline.tracks["subtitle"]:
+            rgb[-2:] = 1.0  # the subtitle line
         ext = {"tif": "tif", "exr": "exr"}.get(self.format)
         if ext is None:
             raise AssertionError(f"the test double renders only tif and exr, not {self.format}")
@@ -466,10 +527,6 @@ class MediaPool:
         targets = set(id(c) for c in clips)
         for folder in self.root.walk():
             folder.clips = [c for c in folder.clips if id(c) not in targets]
-        for tl in self.project.timelines:  # Resolve removes a deleted clip's uses from timelines
-            for tracks in tl.tracks.values():
-                for track in tracks:
-                    track.items = [i for i in track.items if id(i.clip) not in targets]
         if self.selected is not None and id(self.selected) in targets:
             self.selected = None
         return True
@@ -502,7 +559,7 @@ class MediaPool:
         for info in infos:
             if isinstance(info, MediaPoolItem):
                 info = {"mediaPoolItem": info, "startFrame": 0, "endFrame": info.frames}
-            placed.append(tl._append(info, drop=self.append_fault == "drop"))
+            placed.append(tl._append(info, fault=self.append_fault))
         return placed
 
 
@@ -567,17 +624,23 @@ class TimelineItem:
 
 
 class Timeline:
-    def __init__(self, project: Project, name: str, start_frame: int = 86400):
-        self.project, self.name, self.start_frame = project, name, start_frame
+    def __init__(self, project: Project, name: str, start_timecode: str = "01:00:00:00"):
+        self.project, self.name = project, name
         self.tracks = {"video": [Track("Video 1")], "audio": [Track("Audio 1")], "subtitle": []}
         self.marks: dict[str, dict[str, int]] = {}
-        self.playhead = start_frame
         self.settings: dict[str, str] = {}
+        self.refused: list[str] = []  # test hook: calls the page gate refused
         self.id = _uid()
+        self.start_frame = self.playhead = self._frame(start_timecode)
 
     def GetName(self): return self.name
     def GetStartFrame(self): return self.start_frame
+    def GetStartTimecode(self): return self._timecode(self.start_frame)
     def GetUniqueId(self): return self.id
+
+    def SetStartTimecode(self, tc):
+        self.start_frame = self.playhead = self._frame(tc)
+        return True
 
     def GetEndFrame(self):
         ends = [i.GetEnd() for ts in self.tracks.values() for t in ts for i in t.items]
@@ -659,6 +722,7 @@ class Timeline:
 
     def DeleteClips(self, items, ripple=False):
         if self.project.app.page == "fairlight":
+            self.refused.append("DeleteClips")
             return False  # measured: a page gate, not a lock
         targets = set(id(i) for i in items)
         for tracks in self.tracks.values():
@@ -680,18 +744,23 @@ class Timeline:
             self.marks.pop(k, None)
         return True
 
-    def _fps(self) -> int:
-        return int(round(float(self.GetSetting("timelineFrameRate").split()[0])))
+    def _rate(self) -> tuple[str, str]:
+        merged = {**self.project.settings, **self.settings}
+        return merged["timelineFrameRate"], merged["timelineDropFrameTimecode"]
+
+    def _frame(self, tc: str) -> int:
+        return tc_to_frame(tc, *self._rate())
+
+    def _timecode(self, frame: int) -> str:
+        return frame_to_tc(frame, *self._rate())
 
     def GetCurrentTimecode(self):
-        if self.project.app.page not in TIMECODE_PAGES:
-            return ""
-        fps, f = self._fps(), self.playhead
-        return f"{f // (3600 * fps):02d}:{f // (60 * fps) % 60:02d}:{f // fps % 60:02d}:{f % fps:02d}"
+        return self._timecode(self.playhead) if self.project.app.page in TIMECODE_PAGES else ""
 
     def SetCurrentTimecode(self, tc):
-        h, m, s, f = (int(x) for x in re.split(r"[:;]", tc))
-        self.playhead = ((h * 60 + m) * 60 + s) * self._fps() + f
+        if self.project.app.page not in TIMECODE_PAGES:
+            return False
+        self.playhead = self._frame(tc)
         return True
 
     def GetCurrentVideoItem(self):
@@ -702,7 +771,7 @@ class Timeline:
         return None
 
     # placement and pixels -----------------------------------------------------------------
-    def _append(self, info: dict, drop: bool = False) -> TimelineItem:
+    def _append(self, info: dict, fault: str | None = None) -> TimelineItem:
         clip = info.get("mediaPoolItem")
         start, end = int(info.get("startFrame", 0)), int(info.get("endFrame", clip.frames if clip else 0))
         index = int(info.get("trackIndex", 1))
@@ -711,9 +780,9 @@ class Timeline:
         if record is None:
             record = max([i.GetEnd() for i in track.items] if track else [], default=self.start_frame)
         record = int(record)
-        duration = end - start  # endFrame is exclusive
+        duration = end - start - (fault == "short")  # endFrame is exclusive
         ghost = TimelineItem(self, clip, record, max(duration, 0), start, placed=False) if clip else None
-        if (drop or clip is None or track is None or track.locked or duration <= 0 or start < 0
+        if (fault == "drop" or clip is None or track is None or track.locked or duration <= 0 or start < 0
                 or end > clip.frames and not clip.still):
             return ghost
         if any(i.start < record + duration and record < i.GetEnd() for i in track.items):
@@ -722,17 +791,28 @@ class Timeline:
         track.items.append(item)
         return item
 
-    def composite(self, frame: int, width: int = 0, height: int = 0) -> np.ndarray:
-        """The timeline's picture at record `frame`: the topmost enabled clip, graded; black if none."""
+    def composite(self, frame: int) -> np.ndarray:
+        """The timeline's picture at record `frame` and the timeline resolution: the topmost enabled
+        clip, graded and scaled to the timeline size; black if none."""
+        merged = {**self.project.settings, **self.settings}
+        w, h = int(merged["timelineResolutionWidth"]), int(merged["timelineResolutionHeight"])
         for track in reversed(self.tracks["video"]):
             if not track.enabled:
                 continue
             for item in track.items:
                 if item.enabled and item.start <= frame < item.GetEnd():
-                    return np.clip(item.clip.frame(item.left + frame - item.start) * item.gain, 0.0, 1.0)
-        w = width or int(self.GetSetting("timelineResolutionWidth"))
-        h = height or int(self.GetSetting("timelineResolutionHeight"))
+                    rgb = np.clip(item.clip.frame(item.left + frame - item.start) * item.gain, 0.0, 1.0)
+                    return _resize(rgb, w, h)
         return np.zeros((h, w, 3), np.float32)
+
+
+def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour scale to width x height (0 keeps that side)."""
+    h, w = rgb.shape[:2]
+    width, height = width or w, height or h
+    if (height, width) == (h, w):
+        return rgb.copy()
+    return rgb[np.arange(height) * h // height][:, np.arange(width) * w // width].copy()
 
 
 # --- what a run must leave as it was ---------------------------------------------------------

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resolvekit import CLIP_AT, CLIP_IN, SECOND_AT, SECOND_LEN, START
 from engine.io.images import read_image
 from fake_resolve import snapshot
 from plugin_resolve import (Cancelled, EngineFailed, EngineNotRunning, NoTarget, PlacementFailed, RenderFailed,
                             ResolveEditError, edit_marked_range, preview_marked_range)
+from resolvekit import CLIP_AT, CLIP_IN, SECOND_AT, SECOND_LEN, START, build_resolve
 from serverkit import free_port
 
 FAST = {"steps": 2}
@@ -257,3 +257,120 @@ def test_plugin_options_never_shadow_a_setting():
     for fn in (edit_marked_range, preview_marked_range):
         named = {p.name for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY}
         assert named and not named & fields
+
+
+# --- Resolve semantics the plugin must not guess (issue 12) ---------------------------------
+
+def test_marks_on_a_timeline_starting_at_frame_1000_edit_frames_counted_from_its_start(shot, engine, work_dir):
+    resolve = build_resolve(shot, start_timecode="00:00:41:16")  # frame 1000 at 24 fps
+    _, timeline, _ = current(resolve)
+    camera = timeline.GetItemListInTrack("video", 1)[0].GetMediaPoolItem()
+    resolve.GetProjectManager().GetCurrentProject().GetMediaPool().AppendToTimeline([
+        {"mediaPoolItem": camera, "startFrame": 0, "endFrame": 20, "trackIndex": 1, "recordFrame": 2000}])
+    timeline.SetMarkInOut(1005, 1008)
+    expected = engine_edit(engine, rendered(resolve, 2005, 2008), "add glasses")
+    item = edit(resolve, engine, work_dir)
+    assert (item.GetStart(), item.GetDuration()) == (2005, 4)
+    assert all(np.array_equal(g, e) for g, e in zip(placed_frames(item), expected))
+
+
+def test_a_run_from_the_playhead_leaves_no_marks_and_puts_back_the_playhead_and_page(resolve, engine, work_dir):
+    _, timeline, _ = current(resolve)
+    timeline.ClearMarkInOut()
+    timeline.SetCurrentTimecode("01:00:01:08")  # 86432, inside the second clip
+    resolve.OpenPage("color")
+    item = edit(resolve, engine, work_dir)
+    assert (item.GetStart(), item.GetDuration()) == (SECOND_AT, SECOND_LEN)
+    assert timeline.GetMarkInOut() == {} and timeline.playhead == START + 32 and resolve.GetCurrentPage() == "color"
+
+
+def test_the_user_marks_survive_a_render(resolve, engine, work_dir):
+    _, timeline, _ = current(resolve)
+    timeline.SetMarkInOut(12, 16, "video")
+    timeline.SetMarkInOut(0, 40, "audio")
+    marks = timeline.GetMarkInOut()
+    edit(resolve, engine, work_dir)
+    assert timeline.GetMarkInOut() == marks
+
+
+def test_the_deliver_pages_burn_in_and_subtitles_never_reach_the_engine(resolve, engine, work_dir):
+    project, timeline, _ = current(resolve)
+    expected = engine_edit(engine, rendered(resolve, START + 12, START + 16), "add glasses")
+    project.burn_in = True  # a data burn-in set up in the project, "Same as project" on the Deliver page
+    timeline.AddTrack("subtitle")
+    project.SetRenderSettings({"ExportSubtitle": True, "SubtitleFormat": "BurnIn", "AddFrameHandles": 2})
+    users = project._render_state()
+    item = edit(resolve, engine, work_dir)
+    assert all(np.array_equal(g, e) for g, e in zip(placed_frames(item), expected))
+    assert project._render_state() == users
+
+
+def test_a_timeline_switched_during_the_run_gets_the_edit_on_the_timeline_it_came_from(resolve, engine, work_dir):
+    project, timeline, pool = current(resolve)
+    other = pool.CreateEmptyTimeline("Edit 2")
+    other_before = snapshot(resolve)["projects"]["Demo Project"]["timelines"][1]
+
+    def switch(fraction, message):
+        if message.startswith("Importing"):  # the engine is done; the editor has moved on
+            project.SetCurrentTimeline(other)
+
+    item = edit(resolve, engine, work_dir, progress=switch)
+    assert item.GetTrackTypeAndIndex() == ["video", 2] and timeline.GetItemListInTrack("video", 2) == [item]
+    assert snapshot(resolve)["projects"]["Demo Project"]["timelines"][1] == other_before
+    assert project.GetCurrentTimeline() is other  # the editor's choice is kept
+
+
+def test_a_shot_changed_during_the_run_is_not_overwritten(resolve, engine, work_dir):
+    _, timeline, _ = current(resolve)
+    after = {}
+
+    def trim(fraction, message):
+        if message.startswith("Importing") and not after:
+            timeline.GetItemListInTrack("video", 1)[0].duration -= 3  # the editor trims the shot meanwhile
+            after.update(snapshot(resolve))
+
+    with pytest.raises(NoTarget, match="changed during the run"):
+        edit(resolve, engine, work_dir, progress=trim)
+    assert_untouched(resolve, after, work_dir)
+
+
+def test_a_render_range_in_another_frame_space_stops_before_anything_is_placed(resolve, engine, work_dir,
+                                                                              monkeypatch):
+    project, _, _ = current(resolve)
+    jobs = project.GetRenderJobList
+    monkeypatch.setattr(project, "GetRenderJobList", lambda: [
+        {**j, "MarkIn": j["MarkIn"] - START, "MarkOut": j["MarkOut"] - START} for j in jobs()])
+    before = snapshot(resolve)
+    with pytest.raises(RenderFailed, match="frame numbering differs"):
+        edit(resolve, engine, work_dir)
+    assert_untouched(resolve, before, work_dir)
+
+
+def test_a_render_folder_reached_through_a_symlink_is_the_same_folder(resolve, engine, work_dir):
+    real = work_dir.parent / f"{work_dir.name}-real"
+    real.mkdir(parents=True)
+    work_dir.parent.mkdir(parents=True, exist_ok=True)
+    work_dir.symlink_to(real, target_is_directory=True)
+    item = edit(resolve, engine, work_dir)
+    assert item.GetDuration() == 5
+
+
+def test_cleanup_launched_from_the_fairlight_page_runs_where_resolve_allows_it(resolve, engine, work_dir):
+    project, timeline, pool = current(resolve)
+    resolve.OpenPage("fairlight")
+    pool.append_fault = "short"  # the clip lands one frame short: verification fails, the item must go
+    before = snapshot(resolve)
+    with pytest.raises(PlacementFailed, match="did not place"):
+        edit(resolve, engine, work_dir)
+    assert_untouched(resolve, before, work_dir)
+    assert timeline.refused == [] and resolve.GetCurrentPage() == "fairlight"
+
+
+def test_launched_from_the_fusion_page_without_marks_asks_for_the_edit_page(resolve, work_dir):
+    _, timeline, _ = current(resolve)
+    timeline.ClearMarkInOut()
+    resolve.OpenPage("fusion")
+    before = snapshot(resolve)
+    with pytest.raises(NoTarget, match="switch to the Edit page"):
+        edit_marked_range(resolve, "add glasses", engine=f"tcp://127.0.0.1:{free_port()}", work_dir=work_dir)
+    assert_untouched(resolve, before, work_dir)
