@@ -6,8 +6,8 @@ inverting and `put` after). Out: the inversion, from memory (an LRU by tensor by
 the engine's TensorStore put it: device or pinned host) or from disk (one safetensors file per
 entry under `<state-dir>/inversions`, LRU by file bytes with the file's mtime as its last use).
 Disk writes run on one background thread so a finished job is not held up by them; a file
-appears only once complete (temporary name, then rename), and leftovers of a crash are
-deleted at start-up.
+appears only once complete (temporary name, then rename; folder 0700, files 0600), and
+leftovers of a crash are deleted at start-up.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
+
+from server.jobs import PRIVATE, private_dir
 
 SUFFIX = ".safetensors"
 DEFAULT_BYTES = 2 * 1024 ** 3  # memory tier (device or pinned host)
@@ -40,7 +42,7 @@ class InversionCache:
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="ipfacediff-cache") if self.folder else None
         self.pending: set[Future] = set()
         if self.folder is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
             for tmp in self.folder.glob("*.tmp"):
                 tmp.unlink(missing_ok=True)
 
@@ -103,6 +105,7 @@ class InversionCache:
         from engine import inversion_file  # torch: loaded with the engine, not with the CLI
 
         inversion_file.save(inversion, path)
+        os.chmod(path, PRIVATE)  # the folder is 0700 already; the file is private too
         self._evict_disk(keep=path)
 
     def _written(self, future: Future) -> None:

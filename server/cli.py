@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine.cli import add_model_args
 from engine.errors import UserError
-from server import cache
+from server import cache, jobs
 from server import protocol as P
 
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -39,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="inversion cache budget in memory (bytes; device or pinned host)")
     serve.add_argument("--cache-disk-bytes", type=int, default=cache.DEFAULT_DISK_BYTES,
                        help="inversion cache budget on disk under <state-dir>/inversions (bytes; 0: no disk tier)")
+    serve.add_argument("--keep-results", type=duration, default=jobs.KEEP_RESULTS_S, metavar="TIME",
+                       help="release finished jobs (inputs and results) this long after they end: seconds or "
+                            "30m / 12h / 7d (default 7d)")
+    serve.add_argument("--max-results-bytes", type=int, default=jobs.MAX_RESULTS_BYTES,
+                       help="release the oldest finished jobs while their files exceed this (default 64 GiB)")
+    serve.add_argument("--min-free-bytes", type=int, default=jobs.MIN_FREE_BYTES,
+                       help="refuse a SUBMIT (disk_full) whose input would leave less free on the state dir's disk")
     serve.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
     serve.add_argument("--no-fsync", action="store_true", help="skip fsync of results (tmpfs, benchmarks)")
     for name in ("max_parts", "max_part_bytes", "max_message_bytes", "max_frames", "max_side", "max_queue"):
@@ -56,6 +63,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         edit.add_argument("--engine-keys", type=Path, help="keys folder for a CURVE engine")
         in_process = edit.get_default("func")
         edit.set_defaults(func=lambda a: cmd_edit_remote(a) if a.engine else in_process(a))
+
+
+def duration(text: str) -> float:
+    """'90', '90s', '30m', '12h' or '7d' -> seconds (argparse type)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 3600, 30m, 12h or 7d") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
+    return seconds
 
 
 def check_bind(bind: str, keys: Path | None, curve: bool) -> None:
@@ -83,7 +103,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                                        "max_frames", "max_side", "max_queue")})
     opts = Options(bind=args.bind, state_dir=args.state_dir, media_roots=args.media_root, limits=limits,
                    cache_bytes=args.cache_bytes, cache_disk_bytes=args.cache_disk_bytes, keys_dir=args.keys,
-                   curve=args.curve, heartbeat_s=args.heartbeat, fsync=not args.no_fsync)
+                   curve=args.curve, heartbeat_s=args.heartbeat, fsync=not args.no_fsync,
+                   keep_results_s=args.keep_results, max_results_bytes=args.max_results_bytes,
+                   min_free_bytes=args.min_free_bytes)
     editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
                     identity=args.identity_model, direction=args.direction_model, device=args.device,
                     dtype=args.dtype, model_config=args.model_config)

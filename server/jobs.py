@@ -2,12 +2,17 @@
 
 In: a state directory. Out: `JobStore` with thread-safe create/transition/lookup, the
 visible queue (FIFO; previews go first), and atomic input/result files under
-`<state>/jobs/<sha256(job id)>/`. On open, jobs left `running` by a crash become
-`interrupted` and `queued` ones are queued again in their original order.
+`<state>/jobs/<sha256(job id)>/` (the state dir and its folders 0700, its files 0600). On
+open, jobs left `running` by a crash become `interrupted`, `queued` ones are queued again in
+their original order, temporary files of interrupted writes are deleted and rows of jobs
+whose files were released are dropped. A full disk never loses a transition: the job's state
+changes in memory and its row is written again with the next row that can be written.
+`expired(...)` picks finished jobs to release (older than a time, or oldest beyond a byte budget).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -19,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from server.protocol import TERMINAL
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -51,28 +58,70 @@ class Job:
     preview: tuple[dict[str, Any], Any] | None = None  # (info, frame) of the first finished keyframe
 
 
-def write_atomic(path: Path, chunks: Iterable[Any], fsync: bool = True) -> int:
-    """Write buffers to `path` via a temporary file and rename; returns bytes written."""
+PRIVATE = 0o600  # files under the state dir: the job table, inputs, results, inversions
+# Retention defaults (`serve --keep-results`, `--max-results-bytes`, `--min-free-bytes`).
+KEEP_RESULTS_S = 7 * 24 * 3600.0
+MAX_RESULTS_BYTES = 64 * 1024 ** 3
+MIN_FREE_BYTES = 256 * 1024 ** 2
+
+
+def write_atomic(path: Path, chunks: Iterable[Any], fsync: bool = True, mode: int = 0o666) -> int:
+    """Write buffers to `path` via a temporary file (created with `mode`, less the umask) and
+    rename; returns bytes written. A failed write leaves no temporary file behind."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{threading.get_ident()}")
     n = 0
-    with open(tmp, "wb") as f:
-        for chunk in chunks:
-            n += f.write(chunk)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
+            for chunk in chunks:
+                n += f.write(chunk)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return n
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC / EDQUOT from a write, or SQLite's 'database or disk is full'."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.Error) and "full" in str(exc)
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) and make it 0700."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def folder_bytes(folder: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    except FileNotFoundError:
+        return 0
 
 
 class JobStore:
     def __init__(self, state_dir: Path, fsync: bool = True):
-        self.dir = Path(state_dir)
-        (self.dir / "jobs").mkdir(parents=True, exist_ok=True)
+        self.dir = private_dir(Path(state_dir))
+        private_dir(self.dir / "jobs")
+        for tmp in (self.dir / "jobs").glob("*/.*.tmp*"):  # left by a write that was killed
+            tmp.unlink(missing_ok=True)
         self.fsync = fsync
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        self.db = sqlite3.connect(self.dir / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
+        self.unsaved: set[str] = set()  # rows to write again (the disk was full)
+        self.unreleased: set[str] = set()  # rows to delete again
+        db = self.dir / "jobs.sqlite3"
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, PRIVATE))  # SQLite gives -wal/-shm the db's mode
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if path.exists():
+                os.chmod(path, PRIVATE)
+        self.db = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self.db.execute(SCHEMA)
@@ -95,6 +144,9 @@ class JobStore:
                           json.loads(r["result"]) if r["result"] else None,
                           json.loads(r["stats"]) if r["stats"] else None, r["code"], r["error"], r["created"],
                           r["started"], r["finished"], r["attempts"])
+                if job.state in TERMINAL and not self.folder(job.id).is_dir():
+                    self.db.execute("DELETE FROM jobs WHERE id=?", (job.id,))  # released while the db was full
+                    continue
                 self.jobs[job.id] = job
                 if job.state == "queued":
                     self._enqueue(job)
@@ -107,6 +159,27 @@ class JobStore:
              json.dumps(job.result) if job.result is not None else None,
              json.dumps(job.stats, default=str) if job.stats is not None else None,
              job.code, job.error, job.created, job.started, job.finished, job.attempts))
+
+    def _persist(self, job: Job) -> bool:
+        """Write the row (and any left over from a full disk); False when the database refused it."""
+        try:
+            self._save(job)
+            self.unsaved.discard(job.id)
+            for job_id in list(self.unreleased):
+                self.db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+                self.unreleased.discard(job_id)
+            for job_id in list(self.unsaved):
+                if job_id in self.jobs:
+                    self._save(self.jobs[job_id])
+                self.unsaved.discard(job_id)
+        except sqlite3.Error:
+            self.unsaved.add(job.id)
+            return False
+        return True
+
+    def write(self, path: Path, chunks: Iterable[Any]) -> int:
+        """A private file under the state dir, written atomically (the seam tests use to fill the disk)."""
+        return write_atomic(path, chunks, self.fsync, PRIVATE)
 
     def folder(self, job_id: str) -> Path:
         return self.dir / "jobs" / hashlib.sha256(job_id.encode()).hexdigest()[:32]
@@ -123,18 +196,25 @@ class JobStore:
             retry_of: Job | None = None) -> Job:
         """Persist inputs, then the row, then queue it (so a crash never queues a job without its input)."""
         folder = self.folder(job_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        new = not folder.exists()
+        private_dir(folder)
         for stale in ("result.raw",):
             (folder / stale).unlink(missing_ok=True)
-        if inputs is not None:
-            write_atomic(folder / "input.raw", inputs, self.fsync)
+        try:
+            if inputs is not None:
+                self.write(folder / "input.raw", inputs)
+            with self.lock:
+                job = Job(job_id, self.seq + 1, kind, "queued", fingerprint, request, created=time.time(),
+                          attempts=(retry_of.attempts + 1) if retry_of else 1)
+                self._save(job)
+                self.seq += 1
+        except BaseException:
+            if new:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         with self.lock:
-            self.seq += 1
-            job = Job(job_id, self.seq, kind, "queued", fingerprint, request, created=time.time(),
-                      attempts=(retry_of.attempts + 1) if retry_of else 1)
             if retry_of is not None:
                 job.watchers = retry_of.watchers
-            self._save(job)
             self.jobs[job_id] = job
             self._enqueue(job)
             self.changed.notify_all()
@@ -160,7 +240,7 @@ class JobStore:
             job = self.jobs[self.queue.popleft()]
             job.state, job.started, self.running = "running", time.time(), job.id
             job.progress = {}
-            self._save(job)
+            self._persist(job)
             return job
 
     def finish(self, job: Job, state: str, *, result: dict | None = None, stats: dict | None = None,
@@ -170,8 +250,8 @@ class JobStore:
             job.finished, job.preview = time.time(), None
             if self.running == job.id:
                 self.running = None
-            self._save(job)
             self.changed.notify_all()
+            self._persist(job)
 
     def cancel(self, job: Job) -> None:
         """Queued: cancelled now. Running: flag it; the worker stops within one step."""
@@ -183,13 +263,34 @@ class JobStore:
                 job.cancel.set()
 
     def release(self, job: Job) -> int:
-        with self.lock:
-            folder = self.folder(job.id)
-            freed = sum(p.stat().st_size for p in folder.glob("*") if p.is_file()) if folder.exists() else 0
-            self.db.execute("DELETE FROM jobs WHERE id=?", (job.id,))
-            del self.jobs[job.id]
+        """Delete the job's files first, then its row: a full disk cannot stop a client freeing space."""
+        folder = self.folder(job.id)
+        freed = folder_bytes(folder)
         shutil.rmtree(folder, ignore_errors=True)
+        with self.lock:
+            self.jobs.pop(job.id, None)
+            self.unsaved.discard(job.id)
+            try:
+                self.db.execute("DELETE FROM jobs WHERE id=?", (job.id,))
+            except sqlite3.Error:
+                self.unreleased.add(job.id)  # deleted again with the next row written, or at the next start
         return freed
+
+    def expired(self, now: float, keep_s: float, max_bytes: int) -> list[Job]:
+        """Finished jobs to release: those finished more than `keep_s` ago, then the oldest
+        others until the finished jobs' files fit in `max_bytes`."""
+        with self.lock:
+            ended = sorted((j for j in self.jobs.values() if j.state in TERMINAL),
+                           key=lambda j: (j.finished or 0.0, j.seq))
+        old = [j for j in ended if (j.finished or 0.0) < now - keep_s]
+        rest = [(j, folder_bytes(self.folder(j.id))) for j in ended if j not in old]
+        total = sum(size for _, size in rest)
+        for job, size in rest:  # oldest first
+            if total <= max_bytes:
+                break
+            old.append(job)
+            total -= size
+        return old
 
     def interrupt_running(self, reason: str) -> None:
         with self.lock:

@@ -32,7 +32,7 @@ MAX_PATH_CHARS = 4096
 ERROR_CODES = (
     "bad_version", "bad_message", "bad_field", "unknown_type", "too_large", "bad_frames", "bad_settings",
     "path_refused", "unknown_job", "conflict", "job_active", "queue_full", "unauthorised", "user_error",
-    "internal",
+    "disk_full", "unavailable", "internal",
 )
 
 # RESULT statuses and job states.
@@ -99,13 +99,33 @@ def _bytes(part: Any) -> bytes:
 
 def parse_version(part: Any) -> int:
     raw = _bytes(part) if _nbytes(part) <= 16 else b""
-    if not raw.startswith(MAGIC) or not raw[4:].isdigit() or len(raw) > 8:
+    if re.fullmatch(rb"IPFD[1-9][0-9]{0,3}", raw) is None:  # no sign, no leading zero: IPFD01 is not version 1
         raise ProtocolError("bad_version", "the first part must be the version frame b'IPFD<n>', e.g. b'IPFD1'.")
     return int(raw[4:])
 
 
+def _peek_id(parts: Sequence[Any]) -> Any:
+    """The request id of a message refused before its header was read, when it can be read at all."""
+    if len(parts) < 2 or _nbytes(parts[1]) > MAX_HEADER_BYTES:
+        return None
+    try:
+        header = msgpack.unpackb(_bytes(parts[1]), raw=False, strict_map_key=False)
+    except Exception:
+        return None
+    return header.get("id") if isinstance(header, dict) and _valid_request_id(header.get("id")) else None
+
+
 def unpack(parts: Sequence[Any], limits: Limits = Limits(), *, request: bool = True) -> Message:
     """Validate sizes, version and header of a received message (without the ROUTER envelope)."""
+    try:
+        return _unpack(parts, limits, request)
+    except ProtocolError as exc:
+        if exc.re is None:
+            exc.re = _peek_id(parts)
+        raise
+
+
+def _unpack(parts: Sequence[Any], limits: Limits, request: bool) -> Message:
     if len(parts) < 2:
         raise ProtocolError("bad_message", "a message needs a version frame and a header frame.")
     version = parse_version(parts[0])
@@ -120,15 +140,17 @@ def unpack(parts: Sequence[Any], limits: Limits = Limits(), *, request: bool = T
     if _nbytes(parts[1]) > MAX_HEADER_BYTES:
         raise ProtocolError("too_large", f"the header is larger than {MAX_HEADER_BYTES} bytes.")
     try:
-        header = msgpack.unpackb(_bytes(parts[1]), raw=False, strict_map_key=True, use_list=True)
+        header = msgpack.unpackb(_bytes(parts[1]), raw=False, strict_map_key=False, use_list=True)
     except Exception as exc:  # msgpack raises several types for malformed input
         raise ProtocolError("bad_message", f"the header is not valid msgpack ({type(exc).__name__}).") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_message", "the header must be a msgpack map.")
     re_ = header.get("id") if _valid_request_id(header.get("id")) else None
+    if not all(isinstance(k, str) for k in header):
+        raise ProtocolError("bad_message", "the header map's keys must all be strings (e.g. 'type', 'id').", re_)
     kind = header.get("type")
     if request:
-        if kind not in REQUESTS:
+        if not isinstance(kind, str) or kind not in REQUESTS:
             raise ProtocolError("unknown_type", f"unknown message type {kind!r}; expected one of "
                                                 f"{', '.join(REQUESTS)}.", re_)
         if re_ is None:
@@ -194,11 +216,11 @@ def _input(v: Any) -> bool:
 
 
 def _output(v: Any) -> bool:
-    if not isinstance(v, dict) or not set(v) <= {"mode", "dir", "format", "start", "video"}:
+    if not isinstance(v, dict) or not set(v) <= {"mode", "dir", "format", "start", "video", "overwrite"}:
         return False
     if v.get("mode") == "inline":
         return set(v) == {"mode"}
-    return (v.get("mode") == "path" and _str(MAX_PATH_CHARS, 1)(v.get("dir"))
+    return (v.get("mode") == "path" and _str(MAX_PATH_CHARS, 1)(v.get("dir")) and _bool(v.get("overwrite", False))
             and v.get("format", "png") in OUTPUT_FORMATS and _int(0, 2 ** 31)(v.get("start", 0))
             and (v.get("video") is None or _str(MAX_PATH_CHARS, 1)(v.get("video"))))
 
@@ -227,7 +249,9 @@ FIELD_HELP = {
     "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
     "frames": "a map {dtype: uint8|uint16|float16|float32, shape: [H, W, 3|4], count: n}",
     "input": "a map {path: string, range: [first, last] or nil}",
-    "output": "{mode: inline} or {mode: path, dir: string, format: png|tif|exr, start: int, video: string}",
+    "output": "{mode: inline} or {mode: path, dir: string, format: png|tif|exr, start: int, video: string, "
+              "overwrite: bool}",
+    "versions": "a list of 1-16 protocol versions this client speaks (integers 1-999), e.g. [1]",
     "settings": "a map of engine setting names to values",
 }
 

@@ -2,19 +2,24 @@
 
 In: a keys folder, request paths, configured media roots. Out: key pairs (ZeroMQ's text
 certificate files, never pickle), a running ZAP authenticator, or a resolved path inside a
-root; anything else raises `ProtocolError("path_refused", ...)` or `UserError`.
+root; for inputs every file the engine could read there (each frame of a sequence) is
+checked too: inside a root once symlinks are resolved, and a regular file (never a FIFO,
+socket or device, which would block a read forever). Anything else raises
+`ProtocolError("path_refused", ...)` or `UserError`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from engine.settings import Settings, path_fields
 from server.protocol import ProtocolError
 
 ZAP_DOMAIN = "ipfacediff"
@@ -94,10 +99,40 @@ class MediaRoots:
             rest.insert(0, existing.name)
             existing = existing.parent
         real = Path(os.path.realpath(existing)).joinpath(*rest)
-        for root in self.roots:
-            if real == root and for_output:
-                raise self._refuse(path, "outputs must go into a folder inside a media root, not the root itself")
-            if real == root or root in real.parents:
-                return real
-        raise self._refuse(path, "it lies outside the engine's media roots "
-                                 f"({', '.join(str(r) for r in self.roots)}) once symlinks are resolved")
+        if for_output and real in self.roots:
+            raise self._refuse(path, "outputs must go into a folder inside a media root, not the root itself")
+        if not self._inside(real):
+            raise self._refuse(path, "it lies outside the engine's media roots "
+                                     f"({', '.join(str(r) for r in self.roots)}) once symlinks are resolved")
+        if real.exists():
+            self._plain(path, real)
+        return real
+
+    def resolve_input(self, path: str) -> Path:
+        """`resolve`, and every entry of the folder a sequence is read from (the folder itself, or
+        a pattern's or missing file's folder) must stay inside the roots and be a plain file or folder."""
+        real = self.resolve(path)
+        folder = real if real.is_dir() else None if real.exists() else real.parent
+        if folder is not None and folder.is_dir():
+            for entry in os.scandir(folder):
+                if not entry.name.startswith("."):  # hidden files are never read as frames
+                    target = Path(os.path.realpath(entry.path))
+                    if not self._inside(target):
+                        raise self._refuse(path, f"{entry.name} links outside the engine's media roots")
+                    if target.exists():
+                        self._plain(path, target)
+        return real
+
+    def resolve_settings(self, settings: Settings) -> None:
+        """Every setting that names a file (field metadata `path`, so a new one cannot slip by) is confined."""
+        for name in path_fields():
+            if getattr(settings, name) is not None:
+                self.resolve(getattr(settings, name))
+
+    def _inside(self, real: Path) -> bool:
+        return any(real == root or root in real.parents for root in self.roots)
+
+    def _plain(self, path: str, real: Path) -> None:
+        mode = os.stat(real).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise self._refuse(path, f"{real.name} is not a regular file (a FIFO, socket or device)")

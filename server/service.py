@@ -2,8 +2,12 @@
 
 In: a loaded editor (anything with `.edit` and `.models`), a bind address, a state dir and
 options. Out: replies and events on the socket until SHUTDOWN or `stop()`. Threads: this
-loop (owns the ROUTER), one I/O thread (SUBMIT ingest and RESULT reads, which touch disk)
-and the worker; the other two hand finished messages back over an inproc PUSH/PULL pair.
+loop (owns the ROUTER), one I/O thread (SUBMIT ingest, RESULT reads and the retention
+sweep, which touch disk) and the worker; the other two hand finished messages back over an
+inproc PUSH/PULL pair. Each client's requests are answered in the order it sent them: while
+one of its requests is with the I/O thread, or a reply to it waits for room in its receive
+queue, its later requests wait in a per-client backlog. Replies are never dropped (held
+until the client has room); events are (STATUS and RESULT tell the truth).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import mmap
 import os
 import queue
 import secrets
+import shutil
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,18 +31,20 @@ import zmq
 
 from engine.errors import UserError
 from engine.settings import Settings
+from server import jobs
 from server import protocol as P
 from server import cache as cache_defaults
 from server.cache import InversionCache
-from server.jobs import Job, JobStore
+from server.jobs import Job, JobStore, is_disk_full
 from server.security import ZAP_DOMAIN, MediaRoots, load_server_keys, start_authenticator
 from server.worker import Worker
 
 ENGINE_VERSION = "0.1.0"
 CAPABILITIES = ["inline_frames", "path_io", "preview", "cancel_running", "inversion_cache", "result_paging",
-                "persistence", "retry", "keyframe_preview"]
-# Settings fields whose values are paths the engine reads (confined to the media roots).
-PATH_SETTINGS = ("face_models", "face_reference")
+                "persistence", "retry", "keyframe_preview", "overwrite", "ordered", "retention"]
+MAX_BACKLOG = 1024  # requests waiting behind earlier ones of their client; beyond it the engine stops reading
+# Tags of what the I/O and worker threads hand to the loop: a reply, an event, an I/O item finished.
+REPLY, EVENT, IO_DONE = b"r", b"e", b"d"
 
 
 @dataclass
@@ -54,6 +62,11 @@ class Options:
     fsync: bool = True
     sndhwm: int = 64
     rcvhwm: int = 64
+    keep_results_s: float = jobs.KEEP_RESULTS_S  # finished jobs are released this long after they end
+    max_results_bytes: int = jobs.MAX_RESULTS_BYTES  # and the oldest first while their files exceed this
+    min_free_bytes: int = jobs.MIN_FREE_BYTES  # SUBMIT is refused when its input would leave less free
+    stuck_after_s: float = 600.0  # a running worker silent this long is reported stuck
+    sweep_s: float = 60.0  # seconds between retention sweeps
 
 
 def job_info(store: JobStore, job: Job) -> dict[str, Any]:
@@ -81,7 +94,6 @@ class Service:
         self.random_weights = bool(models.random_weights)
         self.device, self.dtype = str(models.device), str(models.dtype).removeprefix("torch.")
         self.roots = MediaRoots(options.media_roots)
-        options.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(options.state_dir, fsync=options.fsync)
         self.cache = InversionCache(options.cache_bytes, options.state_dir / "inversions", options.cache_disk_bytes)
         self.token = self._write_token(options.state_dir)
@@ -94,6 +106,12 @@ class Service:
         self.endpoint: str | None = None
         self.ready = threading.Event()
         self._local = threading.local()
+        self.tokenizer = getattr(models, "tokenizer", None)
+        self.router: zmq.Socket | None = None
+        self.loop_thread: int | None = None
+        self.io_busy: dict[bytes, int] = {}  # I/O items outstanding per client
+        self.backlog: dict[bytes, deque] = {}  # requests waiting for their client's earlier ones
+        self.held: dict[bytes, deque] = {}  # replies waiting for room in their client's queue
 
     @staticmethod
     def _write_token(state_dir: Path) -> str:
@@ -138,19 +156,25 @@ class Service:
             self._local.push = sock
         return sock
 
-    def emit(self, identities: list[bytes], header: dict[str, Any], buffers: list[Any]) -> None:
+    def emit(self, identities: list[bytes], header: dict[str, Any], buffers: list[Any], tag: bytes = EVENT) -> None:
         """Thread-safe: queue one message to each identity (sent by the loop, never blocking it)."""
         parts = P.pack(header, buffers)
         push = self._push()
         for ident in identities:
-            push.send_multipart([ident, *parts], copy=False)
+            push.send_multipart([tag, ident, *parts], copy=False)
 
     def reply(self, ident: bytes, header: dict[str, Any], buffers: list[Any] = ()) -> None:
-        self.emit([ident], header, list(buffers))
+        """The answer to a request: sent at once from the loop (so it leaves before any later
+        request of the client is handled), through the loop from the other threads."""
+        if threading.get_ident() == self.loop_thread:
+            self._deliver(ident, P.pack(header, list(buffers)), reliable=True)
+        else:
+            self.emit([ident], header, list(buffers), REPLY)
 
     # --- main loop ---------------------------------------------------------------------
     def run(self) -> None:
-        router = self._router()
+        router = self.router = self._router()
+        self.loop_thread = threading.get_ident()
         inbox = self.ctx.socket(zmq.PULL)
         inbox.bind(self.outbox)
         self.worker = Worker(self.store, self.editor, self.cache, self.roots, self.emit, self.model_identity,
@@ -164,17 +188,21 @@ class Service:
         self.log(f"ready on {self.endpoint} (model {self.model_identity} on {self.device}; "
                  f"{len(self.store.queue)} queued job(s) recovered)")
         self.ready.set()
-        next_beat = time.monotonic()
+        next_beat = next_sweep = time.monotonic()
+        reading = True
         try:
             while not self.stopping.is_set():
-                events = dict(poller.poll(timeout=max(0, int((next_beat - time.monotonic()) * 1000))))
+                wait = 10 if self.held else max(0, int((next_beat - time.monotonic()) * 1000))
+                events = dict(poller.poll(timeout=wait))
                 if inbox in events:
                     for _ in range(256):  # forward what the threads produced, bounded per turn
                         try:
                             parts = inbox.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self._send(router, parts)
+                        self._from_thread(parts)
+                if self.held:
+                    self._retry_held()
                 if router in events:
                     for _ in range(64):
                         try:
@@ -182,32 +210,99 @@ class Service:
                         except zmq.Again:
                             break
                         self._handle(parts)
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + self.opt.heartbeat_s
+                if reading != (sum(map(len, self.backlog.values())) < MAX_BACKLOG):
+                    reading = not reading  # back-pressure: leave requests in libzmq's queues
+                    (poller.register(router, zmq.POLLIN) if reading else poller.unregister(router))
+                now = time.monotonic()
+                if now >= next_beat:
+                    next_beat = now + self.opt.heartbeat_s
                     self._heartbeat()
+                if now >= next_sweep:
+                    next_sweep = now + self.opt.sweep_s
+                    self.io_jobs.put(("sweep", None, None))
         finally:
             self._shutdown(router, inbox)
 
-    def _send(self, router: zmq.Socket, parts: list[Any]) -> None:
+    # --- delivery and per-client order -------------------------------------------------------
+    def _from_thread(self, parts: list[Any]) -> None:
+        tag, ident = parts[0].bytes, parts[1].bytes
+        if tag == IO_DONE:
+            self.io_busy[ident] -= 1
+            if not self.io_busy[ident]:
+                del self.io_busy[ident]
+                self._drain(ident)
+        else:
+            self._deliver(ident, parts[2:], reliable=tag == REPLY)
+
+    def _deliver(self, ident: bytes, parts: list[Any], reliable: bool) -> None:
+        """Send now; a reply that finds the client's queue full (or replies already held) is held."""
+        if reliable and ident in self.held:
+            self.held[ident].append(parts)
+            return
         try:
-            router.send_multipart(parts, zmq.NOBLOCK, copy=False)
+            self.router.send_multipart([ident, *parts], zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            pass  # the peer is at its high-water mark: events are lossy, replies are re-requested
+            if reliable:
+                self.held[ident] = deque([parts])
         except zmq.ZMQError as exc:
-            if exc.errno == zmq.EHOSTUNREACH:
-                self.peers.pop(parts[0].bytes if hasattr(parts[0], "bytes") else parts[0], None)
-            else:
+            if exc.errno != zmq.EHOSTUNREACH:
                 raise
+            self._forget(ident)
+
+    def _retry_held(self) -> None:
+        for ident in list(self.held):
+            waiting = self.held[ident]
+            while waiting:
+                try:
+                    self.router.send_multipart([ident, *waiting[0]], zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                except zmq.ZMQError as exc:
+                    if exc.errno != zmq.EHOSTUNREACH:
+                        raise
+                    self._forget(ident)
+                    break
+                waiting.popleft()
+            if not waiting and ident in self.held:
+                del self.held[ident]
+                self._drain(ident)
+
+    def _forget(self, ident: bytes) -> None:
+        """The client is gone: drop what waits for it."""
+        self.peers.pop(ident, None)
+        self.held.pop(ident, None)
+        self.backlog.pop(ident, None)
+
+    def _waiting(self, ident: bytes) -> bool:
+        return ident in self.io_busy or ident in self.held or bool(self.backlog.get(ident))
+
+    def _drain(self, ident: bytes) -> None:
+        """Handle the client's waiting requests in order, until one of them has to wait again."""
+        waiting = self.backlog.get(ident)
+        while waiting and ident not in self.io_busy and ident not in self.held:
+            self._process(ident, waiting.popleft())
+        if not waiting:
+            self.backlog.pop(ident, None)
+
+    def _to_io(self, what: str, ident: bytes, msg: P.Message) -> None:
+        self.io_busy[ident] = self.io_busy.get(ident, 0) + 1
+        self.io_jobs.put((what, ident, msg))
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
         self.peers = {p: t for p, t in self.peers.items() if now - t < self.opt.peer_ttl_s}
         if not self.peers:
             return
+        self.emit(list(self.peers), self._beat(), [])
+
+    def _beat(self) -> dict[str, Any]:
+        """HEARTBEAT fields: `worker` is `alive`, `stuck` (running, silent for `stuck_after_s`) or `dead`."""
         running = self.store.running
-        beat = {"type": "HEARTBEAT", "time": time.time(), "busy": running is not None, "job": running,
-                "worker_beat_age_s": round(now - self.worker.beat, 3), "queued": len(self.store.queue)}
-        self.emit(list(self.peers), beat, [])
+        age = time.monotonic() - self.worker.beat
+        state = ("dead" if not self.worker.is_alive() else
+                 "stuck" if running is not None and age > self.opt.stuck_after_s else "alive")
+        return {"type": "HEARTBEAT", "time": time.time(), "busy": running is not None, "job": running,
+                "worker": state, "worker_beat_age_s": round(age, 3), "queued": len(self.store.queue)}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -227,9 +322,15 @@ class Service:
     def _handle(self, parts: list[Any]) -> None:
         ident = parts[0].bytes
         self.peers[ident] = time.monotonic()
+        if self._waiting(ident):
+            self.backlog.setdefault(ident, deque()).append(parts[1:])
+        else:
+            self._process(ident, parts[1:])
+
+    def _process(self, ident: bytes, parts: list[Any]) -> None:
         re_ = None
         try:
-            msg = P.unpack(parts[1:], self.limits)
+            msg = P.unpack(parts, self.limits)
             re_ = msg.header["id"]
             getattr(self, "_on_" + msg.type.lower())(ident, msg)
         except P.ProtocolError as exc:
@@ -263,20 +364,20 @@ class Service:
             raise P.ProtocolError("bad_field", f"{h['type']} needs exactly one of 'frames' (inline) or 'input' (a path).")
         P.check_frames(h.get("frames"), msg.buffers, self.limits)
         try:
-            Settings.from_dict(h.get("settings") or {})
+            settings = Settings.from_dict(h.get("settings") or {})
         except UserError as exc:
             raise P.ProtocolError("bad_settings", str(exc)) from None
-        for name in PATH_SETTINGS:  # settings that name files the engine opens are confined too
-            if isinstance((h.get("settings") or {}).get(name), str):
-                self.roots.resolve(h["settings"][name])
+        self.roots.resolve_settings(settings)
         if "input" in h:
-            self.roots.resolve(h["input"]["path"])
+            self.roots.resolve_input(h["input"]["path"])
         output = h.get("output") or {"mode": "inline"}
         if output["mode"] == "path":
             self.roots.resolve(output["dir"], for_output=True)
             if output.get("video"):
                 self.roots.resolve(output["video"], for_output=True)
-        self.io_jobs.put(("submit", ident, msg))
+        if not self.worker.is_alive():
+            raise P.ProtocolError("unavailable", "the engine's worker has stopped; restart the engine.")
+        self._to_io("submit", ident, msg)
 
     _on_preview = _on_submit
 
@@ -305,7 +406,7 @@ class Service:
             self.emit([w for w in job.watchers if w != ident], {"type": "STATE", "job": info}, [])
 
     def _on_result(self, ident: bytes, msg: P.Message) -> None:
-        self.io_jobs.put(("result", ident, msg))
+        self._to_io("result", ident, msg)
 
     def _on_release(self, ident: bytes, msg: P.Message) -> None:
         job = self._job(msg.header["job"])
@@ -315,10 +416,7 @@ class Service:
         self.reply(ident, {"type": "RELEASED", "re": msg.header["id"], "job": job.id, "freed_bytes": freed})
 
     def _on_heartbeat(self, ident: bytes, msg: P.Message) -> None:
-        self.reply(ident, {"type": "HEARTBEAT", "re": msg.header["id"], "time": time.time(),
-                           "busy": self.store.running is not None, "job": self.store.running,
-                           "worker_beat_age_s": round(time.monotonic() - self.worker.beat, 3),
-                           "queued": len(self.store.queue)})
+        self.reply(ident, {**self._beat(), "re": msg.header["id"]})
 
     def _on_shutdown(self, ident: bytes, msg: P.Message) -> None:
         if not secrets.compare_digest(msg.header["token"].encode(), self.token.encode()):
@@ -334,14 +432,46 @@ class Service:
             if item is None:
                 return
             what, ident, msg = item
+            if what == "sweep":
+                self._sweep()
+                continue
             try:
                 (self._ingest if what == "submit" else self._result)(ident, msg)
             except P.ProtocolError as exc:
                 self.reply(ident, P.error(exc.code, exc.message, msg.header["id"]))
             except Exception as exc:
-                self.log(f"internal error in {what}: {type(exc).__name__}: {exc}")
-                self.reply(ident, P.error("internal", f"internal error ({type(exc).__name__}: {exc}).",
-                                          msg.header["id"]))
+                code = "disk_full" if is_disk_full(exc) else "internal"
+                self.log(f"{code} error in {what}: {type(exc).__name__}: {exc}")
+                self.reply(ident, P.error(code, f"{'the disk is full' if code == 'disk_full' else 'internal error'} "
+                                                f"({type(exc).__name__}: {exc}).", msg.header["id"]))
+            finally:
+                self._push().send_multipart([IO_DONE, ident])  # after the reply, on the same pipe
+
+    def _sweep(self) -> None:
+        """Release finished jobs past `keep_results_s`, then the oldest while results exceed `max_results_bytes`."""
+        try:
+            for job in self.store.expired(time.time(), self.opt.keep_results_s, self.opt.max_results_bytes):
+                freed = self.store.release(job)
+                self.log(f"released job {job.id} ({freed} bytes; retention policy)")
+        except Exception as exc:  # the next sweep tries again
+            self.log(f"retention sweep failed: {type(exc).__name__}: {exc}")
+
+    def _room_for(self, need: int) -> None:
+        """Refuse a job whose input would leave less than `min_free_bytes` free on the state dir's disk."""
+        free = shutil.disk_usage(self.store.dir).free
+        if free - need < self.opt.min_free_bytes:
+            raise P.ProtocolError("disk_full", f"the engine's disk has {free} bytes free and this job needs {need} "
+                                               f"with {self.opt.min_free_bytes} kept free; release finished jobs "
+                                               "or try later.")
+
+    def warnings(self, request: dict[str, Any]) -> list[str]:
+        """Where the text encoder cuts the prompt, the negative prompt or the source prompt."""
+        if self.tokenizer is None:
+            return []
+        settings = request.get("settings") or {}
+        texts = {"prompt": request["prompt"], "negative_prompt": settings.get("negative_prompt"),
+                 "source_prompt": settings.get("source_prompt")}
+        return [w for name, text in texts.items() if text and (w := token_cut(self.tokenizer, name, text))]
 
     def _ingest(self, ident: bytes, msg: P.Message) -> None:
         h = msg.header
@@ -357,12 +487,13 @@ class Service:
                     old.watchers.add(ident)
             info = job_info(self.store, old)
             self.reply(ident, {"type": "ACCEPTED", "re": h["id"], "job": old.id, "duplicate": True,
-                               "state": info["state"], "position": info["position"]})
+                               "state": info["state"], "position": info["position"], "warnings": self.warnings(h)})
             return
         if len(self.store.queue) >= self.limits.max_queue:
             raise P.ProtocolError("queue_full", f"the queue holds {self.limits.max_queue} jobs; try again later.")
         request = {k: v for k, v in h.items() if k not in ("id", "retry", "events")}
         inputs = [p.buffer if hasattr(p, "buffer") else p for p in msg.buffers] if "frames" in h else None
+        self._room_for(sum(memoryview(b).nbytes for b in inputs or []))
         if old is not None and inputs is None and old.fingerprint == fp:
             inputs = None  # a retry of a path job re-reads the path
         job = self.store.add(h["job"], kind, fp, request, inputs, retry_of=old)
@@ -370,7 +501,7 @@ class Service:
             if h.get("events", True):
                 job.watchers.add(ident)
         self.reply(ident, {"type": "ACCEPTED", "re": h["id"], "job": job.id, "duplicate": False,
-                           "state": "queued", "position": self.store.position(job)})
+                           "state": "queued", "position": self.store.position(job), "warnings": self.warnings(h)})
 
     def _result(self, ident: bytes, msg: P.Message) -> None:
         h = msg.header
@@ -380,7 +511,7 @@ class Service:
             self.reply(ident, body | {"status": P.UNKNOWN, "state": "unknown",
                                       "reason": "no such job (never submitted, or released)."})
             return
-        body |= {"status": P.result_status(job.state), "state": job.state}
+        body |= {"status": P.result_status(job.state), "state": job.state, "warnings": self.warnings(job.request)}
         if job.state != "done":
             body |= {"code": job.code, "reason": job.error, "progress": dict(job.progress) or None}
             shown = job.preview if h.get("preview") else None
@@ -409,3 +540,15 @@ class Service:
             buffers = [view[(offset + i) * size:(offset + i + 1) * size] for i in range(count)]
         body["output"] |= {"frames": {**desc, "count": len(buffers)}, "offset": offset, "total": total}
         self.reply(ident, body, buffers)
+
+
+def token_cut(tokenizer: Any, name: str, text: str) -> str | None:
+    """A warning naming where the text encoder cuts `text` (its tokenizer's `model_max_length`
+    tokens, start and end markers included), or None when it fits."""
+    ids = tokenizer(text, truncation=False).input_ids
+    limit = tokenizer.model_max_length
+    if len(ids) <= limit:
+        return None
+    kept = tokenizer.decode(ids[1:limit - 1], skip_special_tokens=True).strip()
+    return (f"the {name.replace('_', ' ')} is {len(ids)} tokens, more than the text encoder's {limit}: it is cut "
+            f"after \"{kept[-40:]}\" and the rest is ignored")

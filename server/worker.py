@@ -5,6 +5,7 @@ header, buffers)` (thread-safe hand-off to the I/O loop). Out: results written a
 under the job folder (inline) or into the requested output folder (path), the job row
 finished (done / failed / cancelled / interrupted), PROGRESS and STATE events to watchers.
 Progress events come from the engine's step callback, so they double as the worker's heartbeat.
+No job failure stops the worker: a full disk ends the job `failed` with code `disk_full`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from engine.errors import Cancelled, UserError
 from engine.settings import Settings
 from server import cache as cache_mod
-from server.jobs import Job, JobStore, write_atomic
+from server.jobs import Job, JobStore, is_disk_full, write_atomic
 from server.protocol import DTYPES, ProtocolError, describe
 
 Emit = Callable[[list[bytes], dict[str, Any], list[Any]], None]
@@ -50,7 +51,10 @@ class Worker(threading.Thread):
             self.beat = time.monotonic()
             job = self.store.next(timeout=0.5)
             if job is not None:
-                self.run_job(job)
+                try:
+                    self.run_job(job)
+                except Exception:  # even reporting the failure failed: log it and take the next job
+                    traceback.print_exc(file=sys.stderr)
 
     def watchers(self, job: Job) -> list[bytes]:
         with self.store.lock:
@@ -67,6 +71,7 @@ class Worker(threading.Thread):
         try:
             frames, alpha, first, in_dtype = self.load_inputs(job)
             settings = Settings.from_dict(job.request.get("settings") or {})
+            self.roots.resolve_settings(settings)
             if job.kind == "preview":
                 index = job.request.get("frame", 0)
                 if index >= len(frames):
@@ -93,9 +98,14 @@ class Worker(threading.Thread):
             self.store.finish(job, "failed", code=exc.code, error=exc.message)
         except UserError as exc:
             self.store.finish(job, "failed", code="user_error", error=str(exc))
-        except Exception as exc:  # a bug: keep serving, report it on the job
-            traceback.print_exc(file=sys.stderr)
-            self.store.finish(job, "failed", code="internal", error=f"internal error ({type(exc).__name__}: {exc}).")
+        except Exception as exc:
+            if is_disk_full(exc):
+                self.store.finish(job, "failed", code="disk_full", error=f"the disk is full ({exc}); release "
+                                                                           "finished jobs and retry.")
+            else:  # a bug: keep serving, report it on the job
+                traceback.print_exc(file=sys.stderr)
+                self.store.finish(job, "failed", code="internal",
+                                  error=f"internal error ({type(exc).__name__}: {exc}).")
         self.state_event(job, job_info(self.store, job))
 
     def load_inputs(self, job: Job) -> tuple[list[np.ndarray], list[np.ndarray] | None, int, np.dtype]:
@@ -111,7 +121,7 @@ class Worker(threading.Thread):
             return frames, alpha, 0, stack.dtype
         from engine.io import read_frames
 
-        path = self.roots.resolve(req["input"]["path"])
+        path = self.roots.resolve_input(req["input"]["path"])  # again: the folder may have changed since SUBMIT
         rng = req["input"].get("range")
         clip = read_frames(path, tuple(rng) if rng else None)
         return clip.frames, None, clip.first, clip.frames[0].dtype
@@ -127,7 +137,7 @@ class Worker(threading.Thread):
                     out[i] = self._as_dtype(f, in_dtype)
                 else:
                     with_alpha(self._as_dtype(f, in_dtype), alpha[i], out[i])
-            write_atomic(self.store.folder(job.id) / "result.raw", [memoryview(out).cast("B")], self.store.fsync)
+            self.store.write(self.store.folder(job.id) / "result.raw", [memoryview(out).cast("B")])
             return {"mode": "inline", "frames": describe(list(out))}
         from engine.io import write_frames
 
@@ -135,7 +145,7 @@ class Worker(threading.Thread):
         video = self.roots.resolve(output["video"], for_output=True) if output.get("video") else None
         frames = [self._as_dtype(f, in_dtype) for f in frames]  # keep the input's sample type, as inline does
         paths = write_frames(frames, out_dir, start=output.get("start", first), fmt=output.get("format", "png"),
-                             video=video, fps=24.0)
+                             video=video, fps=24.0, overwrite=output.get("overwrite", False))
         marker = out_dir / "RANDOM_WEIGHTS.txt"
         if self.random_weights:
             write_atomic(marker, [b"These frames were made by a model with random weights: noise, not an edit.\n"])

@@ -1,12 +1,19 @@
 """Helpers for the server tests: a real engine process on loopback, free ports, clips, bounded waits.
 
 In: a state dir and extra `serve` flags. Out: `EngineProcess` (address, pid, rss, kill),
-`clip(...)` frames, `wait_progress(...)`. Every wait here is bounded.
+`clip(...)` frames, `wait_progress(...)`, and `InProcess`: the real `Service` (sockets,
+protocol, jobs, worker) in this process around `EchoEditor`, an editor double whose edit
+returns the frames unchanged, optionally waiting on a gate (with a cancel check), so the
+server's own behaviour is tested in well under a second per test. Every wait here is bounded.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,3 +57,69 @@ def wait_progress(c: Client, job: str, timeout: float = 60.0) -> dict:
         if ev["type"] == "PROGRESS":
             return ev
     raise AssertionError(f"job {job} ended without progress")
+
+
+@dataclass
+class EchoModels:
+    identity_string: str = "echo"
+    random_weights: bool = True
+    device: str = "cpu"
+    dtype: str = "float32"
+    tokenizer: Any = None
+
+
+@dataclass
+class EchoResult:
+    frames: list
+    stats: dict = field(default_factory=dict)
+    qc: dict | None = None
+
+
+class EchoEditor:
+    """Returns the frames unchanged; while `gate` is clear an edit waits for it (checking `cancel`)."""
+
+    def __init__(self, tokenizer: Any = None):
+        self.models = EchoModels(tokenizer=tokenizer)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.started = threading.Event()
+
+    def edit(self, frames, prompt, settings, *, progress, cancel, inversions=None, preview=None):
+        from engine.errors import Cancelled
+
+        self.started.set()
+        deadline = time.monotonic() + 60
+        while not self.gate.wait(0.01):
+            if cancel():
+                raise Cancelled("the edit was cancelled.")
+            assert time.monotonic() < deadline, "gate never opened"
+        progress("edit", 1, 1.0)
+        return EchoResult([np.array(f) for f in frames], {"frames": len(frames)})
+
+
+class InProcess:
+    """The real Service on a loopback port in a thread; `with InProcess(tmp, **options) as eng:`."""
+
+    def __init__(self, state_dir: Path, editor: Any = None, **options: Any):
+        from server.service import Options, Service
+
+        self.editor = editor or EchoEditor()
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        opts = Options(bind=self.address, state_dir=Path(state_dir), fsync=False, heartbeat_s=0.2, **options)
+        self.service = Service(self.editor, opts, log=lambda msg: None)
+        self.thread = threading.Thread(target=self.service.run, daemon=True)
+
+    def __enter__(self) -> "InProcess":
+        self.thread.start()
+        assert self.service.ready.wait(30)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.editor.gate.set()
+        self.service.stop()
+        self.thread.join(30)
+
+    def client(self, **kwargs: Any) -> Client:
+        c = Client(self.address, timeout=kwargs.pop("timeout", 10.0), retries=kwargs.pop("retries", 0), **kwargs)
+        c.connect()
+        return c
