@@ -104,7 +104,7 @@ def parse_version(part: Any) -> int:
     return int(raw[4:])
 
 
-def _peek_id(parts: Sequence[Any]) -> Any:
+def request_id(parts: Sequence[Any]) -> Any:
     """The request id of a message refused before its header was read, when it can be read at all."""
     if len(parts) < 2 or _nbytes(parts[1]) > MAX_HEADER_BYTES:
         return None
@@ -121,7 +121,7 @@ def unpack(parts: Sequence[Any], limits: Limits = Limits(), *, request: bool = T
         return _unpack(parts, limits, request)
     except ProtocolError as exc:
         if exc.re is None:
-            exc.re = _peek_id(parts)
+            exc.re = request_id(parts)
         raise
 
 
@@ -200,7 +200,8 @@ def _settings(v: Any) -> bool:
 
 
 def _frames(v: Any) -> bool:
-    return (isinstance(v, dict) and set(v) == {"dtype", "shape", "count"} and v["dtype"] in DTYPES
+    return (isinstance(v, dict) and set(v) == {"dtype", "shape", "count"} and isinstance(v["dtype"], str)
+            and v["dtype"] in DTYPES
             and isinstance(v["shape"], list) and len(v["shape"]) == 3 and all(_int(1)(d) for d in v["shape"])
             and v["shape"][2] in CHANNELS and _int(1)(v["count"]))
 

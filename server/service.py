@@ -339,7 +339,8 @@ class Service:
             self.reply(ident, P.error("user_error", str(exc), re_))
         except Exception as exc:  # never let one request take the loop down
             self.log(f"internal error answering a request: {type(exc).__name__}: {exc}")
-            self.reply(ident, P.error("internal", f"internal error ({type(exc).__name__}).", re_))
+            self.reply(ident, P.error("internal", f"internal error ({type(exc).__name__}).",
+                                      re_ if re_ is not None else P.request_id(parts)))
 
     def _job(self, job_id: str) -> Job:
         job = self.store.jobs.get(job_id)
