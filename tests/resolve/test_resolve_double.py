@@ -3,13 +3,14 @@ pieces (timecode, target finding, codec choice, names) read it right."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from engine.io.images import read_image
 from fake_resolve import FakeResolve, frame_to_tc, tc_to_frame
 from plugin_resolve import timecode
 from plugin_resolve.errors import NoTarget, ResolveEditError
-from resolvekit import CLIP_AT, SECOND_AT, START, build_resolve
+from resolvekit import CLIP_AT, CLIP_IN, SECOND_AT, START, build_resolve
 from plugin_resolve.render import pick_codec
 from plugin_resolve.target import find_target
 from plugin_resolve.workdir import next_version, track_name
@@ -213,3 +214,13 @@ def test_delivers_burn_in_subtitles_and_size_reach_the_pixels(resolve, tmp_path)
 
 def test_free_edition_has_no_uimanager():
     assert FakeResolve(studio=False).Fusion().UIManager is None
+
+
+def test_the_timeline_picture_has_the_timeline_resolution(resolve):
+    project, timeline, _ = parts(resolve)
+    project.SetSetting("timelineResolutionWidth", "32")
+    project.SetSetting("timelineResolutionHeight", "24")
+    clip = timeline.GetItemListInTrack("video", 1)[0]
+    source = clip.GetMediaPoolItem().frame(CLIP_IN + 2)  # 48x64, shown at 24x32
+    assert np.array_equal(timeline.composite(CLIP_AT + 2), source[::2, ::2])
+    assert timeline.composite(START + 25).shape == (24, 32, 3)  # the gap: black at the timeline size

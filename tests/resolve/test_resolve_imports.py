@@ -85,12 +85,10 @@ print(json.dumps({{"loaded": loaded, "attempted": attempted, "settings": engine.
     assert out["settings"].startswith(str(ROOT))
 
 
-def test_installed_menu_script_explains_missing_uimanager(tmp_path):
-    """The free edition: fu.UIManager is None -> the script says so and what to do instead."""
-    from plugin_resolve.install import install
-
-    script = install(dest=tmp_path / "Scripts" / "Utility")
-    out = run_isolated(tmp_path, f"""
+def free_edition_menu(script: Path) -> str:
+    """Code that runs the installed menu script as the free edition would (UIManager None) and
+    keeps what it printed in `buf`."""
+    return f"""
 import contextlib, io, json, runpy
 class Fusion: UIManager = None
 class Resolve:
@@ -98,7 +96,16 @@ class Resolve:
 buf = io.StringIO()
 with contextlib.redirect_stdout(buf):
     runpy.run_path({str(script)!r}, init_globals={{"resolve": Resolve()}}, run_name="__main__")
-print(json.dumps({{"printed": buf.getvalue(), "attempted": attempted}}))
+"""
+
+
+def test_installed_menu_script_explains_missing_uimanager(tmp_path):
+    """The free edition: fu.UIManager is None -> the script says so and what to do instead."""
+    from plugin_resolve.install import install
+
+    script = install(dest=tmp_path / "Scripts" / "Utility")
+    out = run_isolated(tmp_path, free_edition_menu(script) + """
+print(json.dumps({"printed": buf.getvalue(), "attempted": attempted}))
 """)
     assert "UIManager is not available" in out["printed"] and "edit_marked_range(resolve" in out["printed"]
     assert out["attempted"] == []
@@ -174,18 +181,13 @@ def test_the_resolve_side_runs_on_python_3_8(tmp_path):
 
     script = install(dest=tmp_path / "Scripts" / "Utility")
     out = run_isolated(tmp_path, f"""
-import contextlib, importlib, io, json, runpy
+import importlib
 for name in ['plugin_resolve'] + {names!r}:
     importlib.import_module(name)
 from engine.settings import Settings
 from server import protocol
 keyframes = Settings.from_dict({{"steps": 3, "keyframes": [0, 4]}}).keyframes
-class Fusion: UIManager = None
-class Resolve:
-    def Fusion(self): return Fusion()
-buf = io.StringIO()
-with contextlib.redirect_stdout(buf):
-    runpy.run_path({str(script)!r}, init_globals={{"resolve": Resolve()}}, run_name="__main__")
+""" + free_edition_menu(script) + f"""
 print(json.dumps({{"version": list(sys.version_info[:2]), "keyframes": list(keyframes), "printed": buf.getvalue(),
                   "limits": sorted(protocol.Limits().to_dict())[:2], "attempted": attempted}}))
 """, python=python)
