@@ -3,8 +3,9 @@
 In: the caller's progress callback `(stage, step, fraction)` — stage `invert`, `edit` or
 `decode`, step the denoising step, fraction of the whole edit — and cancel check `() -> bool`.
 Out: `Meter.stats()` for `EditResult.stats`. `Meter.unet(...)` is the single place a UNet
-is called, so evaluations and UNet time are counted exactly; cancel is checked after every
-UNet call, so it takes effect within one denoising step.
+is called, so evaluations and UNet time are counted exactly; cancel is checked before every
+attention layer inside it (`CancelHooks`) and after every UNet call, so it takes effect within
+one layer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from engine.cancel_hooks import CancelHooks
 from engine.errors import Cancelled
 
 Progress = Callable[[str, int, float], None]
@@ -59,7 +61,7 @@ class Meter:
 
     def unet(self, stage: str, unet, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor,
              step: int) -> torch.Tensor:
-        with self.timed("unet"):
+        with self.timed("unet"), CancelHooks(unet, self.check_cancel):  # cancel lands within one layer
             # Latents and scheduler arithmetic stay fp32; only the UNet runs in its dtype.
             out = unet(latents.to(unet.dtype), t, encoder_hidden_states=emb, return_dict=False)[0].float()
         self.evals[stage] += latents.shape[0]
