@@ -5,6 +5,7 @@ In: a model source (preset name, hub id, local diffusers folder, or one `.safete
 full UNet folder), device and dtype wishes. Out: `Models`, holding the tokenizer, text
 encoder, VAE, scheduler config and the two `UNetRole`s. When both roles are adapters of
 one base (or the base itself), one UNet is kept in memory and adapters are switched.
+Loading prints nothing of diffusers', transformers' or peft's own but errors (`quiet_libraries`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,46 @@ import functools
 import hashlib
 import json
 import os
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
-from diffusers.loaders.single_file_utils import SingleFileComponentError
+from diffusers.utils import logging as diffusers_logging
+from transformers.utils import logging as transformers_logging
 
 from engine.errors import UserError
-from engine.presets import PRESETS, RANDOM_WEIGHTS_MARKER, build_preset
+
+LIBRARY_LOGS = (diffusers_logging, transformers_logging)
+
+
+@contextmanager
+def quiet_libraries():
+    """Within: diffusers and transformers print only errors, without loading bars, and peft's
+    "Already found a peft_config" (two adapters on one base, as meant) is not shown — notices a
+    user cannot act on (torchvision missing, loading progress). Their settings are restored after."""
+    saved = [(log, log.get_verbosity(), log.is_progress_bar_enabled()) for log in LIBRARY_LOGS]
+    for log in LIBRARY_LOGS:
+        log.set_verbosity_error()
+        log.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            yield
+    finally:
+        for log, level, bar in saved:
+            log.set_verbosity(level)
+            if bar:
+                log.enable_progress_bar()
+
+
+with quiet_libraries():  # importing diffusers' pipelines makes transformers print torchvision notices
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
+
+    from engine.presets import PRESETS, RANDOM_WEIGHTS_MARKER, build_preset
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1-base"
 IDENTITY, DIRECTION = "identity", "direction"
@@ -276,6 +307,12 @@ def load_models(source: str = DEFAULT_MODEL, *, identity: str | None = None, dir
                 device: str = "auto", dtype: str = "auto", config: str | None = None) -> Models:
     """Load everything an edit needs. `config` is the diffusers config (hub id or folder)
     used to interpret a single checkpoint file."""
+    with quiet_libraries():
+        return _load(source, identity, direction, device, dtype, config)
+
+
+def _load(source: str, identity: str | None, direction: str | None, device: str, dtype: str,
+          config: str | None) -> Models:
     dev = pick_device(device)
     dt = pick_dtype(dev, dtype)
     parts, random_weights = _load_components(source, dt, config)

@@ -1,4 +1,8 @@
-"""Entry points for reading: any source -> `Clip` (`read_frames`) or `ClipInfo` (`probe`)."""
+"""Entry points for reading: any source -> `Clip` (`read_frames`) or `ClipInfo` (`probe`).
+
+Decoders' own console output (OpenCV, FFmpeg, libpng warnings) is kept off stderr; when
+decoding fails, its last line ends our sentence.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from engine.errors import UserError
 from engine.io import sequence, video
 from engine.io.clip import Clip, ClipInfo, opaque, split_rgb
 from engine.io.images import IMAGE_EXTS, read_image
+from engine.io.native import native_stderr
 
 Source = str | os.PathLike
 
@@ -24,11 +29,11 @@ def read_frames(source: Source, frame_range: tuple[int, int] | None = None) -> C
     frame_range = _check_range_type(frame_range)
     kind, found = _locate(source)
     if kind == "video":
-        return video.read_video(found, frame_range)
+        return _decode(video.read_video, found, frame_range)
     chosen = _select(found, frame_range, str(source))
     frames, alphas, source_dtype, gray = [], [], None, False
     for number, path in chosen:
-        image = read_image(path)
+        image = _decode(read_image, path)
         rgb, alpha = split_rgb(image, str(path))
         one_channel = image.ndim == 2 or image.shape[2] < 3
         if frames:
@@ -52,8 +57,8 @@ def probe(source: Source) -> ClipInfo:
     """Frame count, size, dtype, fps (videos) and first frame number, decoding at most one image."""
     kind, found = _locate(source)
     if kind == "video":
-        return video.probe_video(found)
-    image = read_image(found[0][1])
+        return _decode(video.probe_video, found)
+    image = _decode(read_image, found[0][1])
     rgb, alpha = split_rgb(image, str(found[0][1]))
     height, width = rgb.shape[:2]
     return ClipInfo(
@@ -66,6 +71,17 @@ def probe(source: Source) -> ClipInfo:
         fps=None,
         has_alpha=alpha is not None,
     )
+
+
+def _decode(call, *args):
+    """`call(*args)` with the decoders' console output captured; a UserError it raises gets
+    the decoder's last line as its reason."""
+    with native_stderr() as log:
+        try:
+            return call(*args)
+        except UserError as error:
+            failure = str(error)
+    raise UserError(f"{failure.rstrip('.')} (the decoder said: {log.last})." if log.last else failure) from None
 
 
 def _locate(source: Source) -> tuple[str, Path | list[tuple[int, Path]]]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -145,3 +148,14 @@ def test_a_base_in_the_hub_cache_matches_an_adapter_naming_its_hub_id(tmp_path):
     snapshot = save_preset("tiny", tmp_path / "models--org--sd" / "snapshots" / "abc")
     adapter = _card(_lora(tmp_path / "dir", seed=1), "org/sd")
     assert load_models(str(snapshot), direction=str(adapter)).direction.adapter == "direction"
+
+
+def test_loading_a_base_with_two_adapters_prints_nothing_on_stderr(saved, tmp_path):
+    """No torchvision notices, loading bars or peft's "Already found a peft_config" (issue 15 item 12)."""
+    ident, direc = _lora(tmp_path / "id", seed=2), _lora(tmp_path / "dir", seed=3)
+    env = {k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"}
+    code = f"from engine.models import load_models; load_models({str(saved)!r}, identity={str(ident)!r}, " \
+           f"direction={str(direc)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == ""
