@@ -5,7 +5,8 @@ In: the Resolve scripting object (`resolve` in Resolve's console and menu script
 `edit_marked_range(...) -> TimelineItem`; `preview_marked_range(...) -> EditRun` for a
 one-frame look first. Needs only the standard library, pyzmq and msgpack (plus the torch-free
 `engine.settings` and `server.client`); the engine is reached only through the protocol.
-Menu script: `ipfacediff install-resolve`. Docs: docs/resolve.md.
+Runs on Python 3.8+ (Resolve's own Python). Menu script: `ipfacediff install-resolve`.
+Docs: docs/resolve.md.
 """
 
 from plugin_resolve.errors import (DEFAULT_ENGINE, Cancelled, EngineFailed, EngineNotRunning, NoResolve, NoTarget,

@@ -341,8 +341,8 @@ class RenderJob:
     def info(self) -> dict:
         s = self.settings
         return {"JobId": self.id, "RenderJobName": f"Job {self.id[:4]}", "TimelineName": self.timeline.name,
-                "TargetDir": os.path.realpath(s["TargetDir"]), "OutputFilename": s.get("CustomName", ""), "MarkIn": self.first,
-                "MarkOut": self.last, "IsExportVideo": s.get("ExportVideo", True),
+                "TargetDir": os.path.realpath(s["TargetDir"]), "OutputFilename": s.get("CustomName", ""),
+                "MarkIn": self.first, "MarkOut": self.last, "IsExportVideo": s.get("ExportVideo", True),
                 "IsExportAudio": s.get("ExportAudio", False), "FormatWidth": s.get("FormatWidth"),
                 "FormatHeight": s.get("FormatHeight"), "RenderMode": "Single clip", "VideoFormat": self.format,
                 "VideoCodec": self.codec, "PresetName": "Custom"}

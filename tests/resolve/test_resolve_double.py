@@ -10,10 +10,10 @@ from engine.io.images import read_image
 from fake_resolve import FakeResolve, frame_to_tc, tc_to_frame
 from plugin_resolve import timecode
 from plugin_resolve.errors import NoTarget, ResolveEditError
-from resolvekit import CLIP_AT, CLIP_IN, SECOND_AT, START, build_resolve
 from plugin_resolve.render import pick_codec
 from plugin_resolve.target import find_target
 from plugin_resolve.workdir import next_version, track_name
+from resolvekit import CLIP_AT, CLIP_IN, SECOND_AT, START, build_resolve
 
 
 def parts(resolve):
