@@ -20,6 +20,7 @@ class Clip:
     else None. `source_dtype` is the sample type stored on disk ("uint8", "uint16",
     "float16" or "float32"; None means the frames' dtype); half EXR frames are widened to
     float32 in `frames`. `gray` says the source had one colour channel (expanded to RGB here).
+    `naming` is an image sequence's file-name pattern without extension (`shot.%04d`), else None.
     """
 
     frames: list[np.ndarray]
@@ -28,6 +29,7 @@ class Clip:
     alpha: list[np.ndarray] | None = None
     source_dtype: str | None = None
     gray: bool = False
+    naming: str | None = None
 
     def __len__(self) -> int:
         return len(self.frames)

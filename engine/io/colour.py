@@ -137,7 +137,7 @@ class ModelFrames:
         frames = [self._restore_one(s, m, e) for s, m, e in zip(self.clip.frames, self.frames, edited)]
         alpha = None if self.clip.alpha is None else [_cast(_unit(a), self.dtype) for a in self.clip.alpha]
         return Clip(frames=frames, first=self.clip.first, fps=self.clip.fps, alpha=alpha,
-                    source_dtype=self.dtype.name, gray=self.clip.gray)
+                    source_dtype=self.dtype.name, gray=self.clip.gray, naming=self.clip.naming)
 
     def _restore_one(self, source: np.ndarray, model: np.ndarray, edited: np.ndarray) -> np.ndarray:
         kept = source.dtype == self.dtype and self.input_space == self.output_space

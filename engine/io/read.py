@@ -49,8 +49,9 @@ def read_frames(source: Source, frame_range: tuple[int, int] | None = None) -> C
         alpha_list = None
     else:
         alpha_list = [a if a is not None else opaque(f) for a, f in zip(alphas, frames)]
+    naming = None if kind == "still" else sequence.naming(chosen, str(source) if kind == "pattern" else None)
     return Clip(frames=frames, first=chosen[0][0], fps=None, alpha=alpha_list, source_dtype=source_dtype,
-                gray=gray)
+                gray=gray, naming=naming)
 
 
 def probe(source: Source) -> ClipInfo:
@@ -87,16 +88,16 @@ def _decode(call, *args):
 def _locate(source: Source) -> tuple[str, Path | list[tuple[int, Path]]]:
     path = Path(os.fspath(source))
     if not path.exists() and sequence.is_pattern(str(path)):
-        return "sequence", sequence.from_pattern(str(path))
+        return "pattern", sequence.from_pattern(str(path))
     if not path.exists():
         raise UserError(f"{path} does not exist.")
     if path.is_dir():
-        return "sequence", sequence.from_folder(path)
+        return "folder", sequence.from_folder(path)
     ext = path.suffix.lower()
     if ext in video.VIDEO_EXTS:
         return "video", path
     if ext in IMAGE_EXTS:
-        return "sequence", [(0, path)]
+        return "still", [(0, path)]
     raise UserError(
         f"{path.name} has an unsupported extension; use a video ({', '.join(video.VIDEO_EXTS)}) "
         f"or images ({', '.join(IMAGE_EXTS)})."

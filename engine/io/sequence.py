@@ -1,4 +1,6 @@
-"""Locate an image sequence: a folder or printf pattern (`shot/frame_%06d.exr`) -> sorted [(frame number, path)]."""
+"""Image sequences: locate one (a folder or printf pattern such as `shot/frame_%06d.exr` -> sorted
+[(frame number, path)]) and name files like it (`naming`: the source's file-name pattern without
+extension, `shot.%04d`; `edited_name`: `shot_edit.%04d`; `check_name`: a user's `--name`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from engine.io.images import IMAGE_EXTS
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\.[^.]+)$")  # prefix, frame number, extension
 _PRINTF = re.compile(r"%(\d*)d")
+DEFAULT_NAME = "frame_%06d"
 
 
 def is_pattern(source: str) -> bool:
@@ -62,3 +65,43 @@ def _sorted_unique(frames: list[tuple[int, Path]], source: str) -> list[tuple[in
         if a == b:
             raise UserError(f"Frame {a} appears twice in {source} ({path_a.name} and {path_b.name}).")
     return frames
+
+
+def naming(frames: list[tuple[int, Path]], pattern: str | None = None) -> str:
+    """The printf pattern of a sequence's file names, without extension: the given pattern's, or
+    the files' own, zero-padded to the width of their shortest frame number."""
+    if pattern is not None:
+        return Path(pattern).stem
+    prefix = _NUMBERED.match(frames[0][1].name)[1].replace("%", "%%")
+    width = min(len(_NUMBERED.match(path.name)[2]) for _, path in frames)
+    return f"{prefix}%0{width}d" if width > 1 else f"{prefix}%d"
+
+
+def edited_name(source: str | None) -> str:
+    """The output name pattern for a source named `source`: `_edit` joined to the part before
+    the frame number (`shot.%04d` -> `shot_edit.%04d`); `frame_%06d` for videos and stills."""
+    if source is None:
+        return DEFAULT_NAME
+    before, width, after = _PRINTF.split(source, maxsplit=1)
+    if not before:
+        before = "edit."
+    elif before[-1] in "._-":
+        before = f"{before[:-1]}_edit{before[-1]}"
+    else:
+        before += "_edit"
+    return f"{before}%{width}d{after}"
+
+
+def check_name(pattern: str) -> str:
+    """A user's file-name pattern with one frame-number field (`%d`, `%04d`), any image
+    extension dropped (the output format gives it)."""
+    stem = pattern[: -len(Path(pattern).suffix)] if Path(pattern).suffix.lower() in IMAGE_EXTS else pattern
+    fields = len(_PRINTF.findall(stem.replace("%%", "")))
+    try:
+        valid = fields == 1 and "/" not in stem and "\\" not in stem and bool(stem % 1)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise UserError(f"the name pattern '{pattern}' must be a file name with one frame-number field, "
+                        "like shot_edit.%04d.")
+    return stem

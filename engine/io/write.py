@@ -23,20 +23,23 @@ import numpy as np
 from engine.errors import UserError
 from engine.io import images, video as video_io
 from engine.io.clip import Clip
+from engine.io.sequence import DEFAULT_NAME, check_name
 
 _EXTS = {"png": ".png", "tif": ".tif", "tiff": ".tif", "exr": ".exr"}
 
 PathLike = str | os.PathLike
 
 
-def frame_names(count: int, *, start: int = 0, fmt: str = "png") -> list[str]:
-    """The file names `write_frames` gives `count` frames numbered from `start`."""
+def frame_names(count: int, *, start: int = 0, fmt: str = "png", name: str = DEFAULT_NAME) -> list[str]:
+    """The file names `write_frames` gives `count` frames numbered from `start`: `name`, a
+    printf pattern with one frame-number field, plus the format's extension."""
     ext = _EXTS.get(str(fmt).lower().lstrip("."))
     if ext is None:
         raise UserError(f"The output format {fmt!r} is not supported; use png, tif or exr.")
     if not isinstance(start, (int, np.integer)) or isinstance(start, bool) or start < 0:
         raise UserError(f"The first output frame number must be a whole number of 0 or more, not {start}.")
-    return [f"frame_{start + i:06d}{ext}" for i in range(count)]
+    name = check_name(name)
+    return [f"{name % (start + i)}{ext}" for i in range(count)]
 
 
 def check_output(out_dir: PathLike, names: Sequence[str], *, video: PathLike | None = None,
@@ -110,8 +113,10 @@ def write_frames(
     video: PathLike | None = None,
     fps: float = 24.0,
     overwrite: bool = False,
+    name: str = DEFAULT_NAME,
 ) -> list[Path]:
-    """Write frames as out_dir/frame_%06d.<ext> numbered from `start`; return the paths in order.
+    """Write frames as out_dir/frame_%06d.<ext> (or `name`'s pattern) numbered from `start`;
+    return the paths in order.
 
     Frames are H×W, H×W×3 (RGB) or H×W×4 (RGBA) arrays; a Clip's alpha is written as a fourth
     channel. Dtypes: png uint8/uint16 (floats become 16-bit), tif uint8/uint16/float32, exr
@@ -126,7 +131,7 @@ def write_frames(
     if not isinstance(fps, (int, float, np.number)) or not 0 < fps < math.inf:
         raise UserError(f"The frame rate must be a number above 0, not {fps}.")
     arrays = _collect(frames)
-    names = frame_names(len(arrays), start=start, fmt=fmt)
+    names = frame_names(len(arrays), start=start, fmt=fmt, name=name)
     encoded = [_for_format(a, Path(names[0]).suffix) for a in arrays]
     out_dir = Path(out_dir).absolute()
     video = None if video is None else Path(video).absolute()
