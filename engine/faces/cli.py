@@ -50,6 +50,8 @@ def register(sub) -> None:
     qc.add_argument("--json", nargs="?", const="-", metavar="FILE", help="print (or write to FILE) the QC as JSON")
     qc.add_argument("--report", type=Path, metavar="FILE", help="write a contact sheet + plot (.png or .html)")
     qc.add_argument("--fail-on-drift", action="store_true", help="exit with status 3 when a frame drifted")
+    qc.add_argument("--input-colorspace", help="OpenColorIO colourspace of both clips (default: sRGB for 8/16-bit "
+                    "integer images, scene-linear Rec.709 for EXR); faces are measured in the model's sRGB")
     add_face_flags(qc)
     qc.set_defaults(func=cmd_qc)
 
@@ -83,6 +85,7 @@ def cmd_qc(args: argparse.Namespace) -> int:
     from engine.cli import parse_range
     from engine.faces.plan import prepare
     from engine.io import read_frames
+    from engine.io.colour import ModelFrames
     from engine.metrics.quality import qc
     from engine.metrics.report import render_report
 
@@ -91,8 +94,8 @@ def cmd_qc(args: argparse.Namespace) -> int:
         settings = settings.replace(face_mode="crop")
     rng = parse_range(args.frames)
     source = read_frames(args.original, rng)
-    original = source.frames
-    edited = read_frames(args.edited, rng).frames
+    original = ModelFrames.prepare(source, args.input_colorspace).frames
+    edited = ModelFrames.prepare(read_frames(args.edited, rng), args.input_colorspace).frames
     if len(original) != len(edited):
         raise UserError(f"the clips differ in length ({len(original)} original, {len(edited)} edited frames).")
     if original[0].shape[:2] != edited[0].shape[:2]:

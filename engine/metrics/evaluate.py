@@ -48,9 +48,11 @@ def list_clips(folder) -> dict[str, Path]:
 
 
 def _read(path: Path) -> list[np.ndarray]:
+    """The clip's frames as the model sees them (scene-linear EXR converted to sRGB)."""
     from engine.io import read_frames
+    from engine.io.colour import ModelFrames
 
-    return read_frames(path).frames
+    return ModelFrames.prepare(read_frames(path)).frames
 
 
 def _faces(frames, settings, every: int) -> list[tuple[int, Face]]:

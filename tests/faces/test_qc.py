@@ -145,3 +145,25 @@ def test_passed_through_frames_are_marked_in_the_summary_report_and_contact_shee
     page = render_report(frames, out, result, tmp_path / "qc.html").read_text()
     assert page.count("passed through unchanged</td>") == 2 and "<td>1005</td>" in page
     assert render_report(frames, out, result, tmp_path / "qc.png").stat().st_size > 10_000
+
+
+def test_qc_of_scene_linear_exr_measures_what_the_srgb_clip_measures(tmp_path, capsys):
+    from engine.cli import main
+    from engine.io import write_frames
+    from tests.io.test_colour import srgb_decode
+
+    frames, out, _ = _numbered_clips(tmp_path)
+    for name, clip in (("orig", frames), ("edit", out)):
+        write_frames(clip, tmp_path / name, start=1001)
+        write_frames([srgb_decode(f / 255.0).astype(np.float32) for f in clip], tmp_path / f"{name}_exr",
+                     start=1001, fmt="exr")
+    results = []
+    for suffix in ("", "_exr"):
+        assert main(["qc", str(tmp_path / f"orig{suffix}"), str(tmp_path / f"edit{suffix}"), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    png, exr = results
+    assert exr["drifted_frames"] == png["drifted_frames"] == [1003]
+    np.testing.assert_allclose([d or 0 for d in exr["identity_distance"]], [d or 0 for d in png["identity_distance"]],
+                               atol=0.02)
+    assert exr["warp_error"]["mean_edited"] == pytest.approx(png["warp_error"]["mean_edited"], rel=0.05)
+    assert main(["qc", str(tmp_path / "orig_exr"), str(tmp_path / "edit_exr"), "--input-colorspace", "nope"]) == 2
