@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "Rec.709 for EXR and other float images)")
     edit.add_argument("--output-colorspace", help="OpenColorIO colourspace of the output frames (default as for "
                       "the input, by the written sample type)")
-    edit.add_argument("--video", type=Path, help="also write an 8-bit mp4 preview here")
+    edit.add_argument("--video", type=Path, help="also write an 8-bit H.264 preview here (.mp4, .mov or .mkv)")
+    edit.add_argument("--overwrite", action="store_true", help="replace existing output files of the same "
+                      "name (frames, --video, --stats, --report); other files are never touched")
     edit.add_argument("--stats", type=Path, help="write the edit's stats (and QC) as JSON here")
     edit.add_argument("--report", type=Path, help="write the QC report here (.png or .html): keyframes "
                       "before/after and identity distance over time")
@@ -135,21 +137,35 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def check_edit_outputs(args: argparse.Namespace, clip) -> None:
+    """Refuse, before any model loads, outputs of `edit` that would clash (without --overwrite),
+    write over the input, or cannot be written: the frames, --video, --stats and --report."""
+    from engine.io import check_output, frame_names
+    from engine.metrics.report import check_report_path
+
+    if args.report is not None:
+        check_report_path(args.report)
+    given = Path(args.input)
+    check_output(args.out, frame_names(len(clip.frames), start=clip.first, fmt=args.format), video=args.video,
+                 files=[p for p in (args.stats, args.report) if p is not None], overwrite=args.overwrite,
+                 inputs=[given if given.exists() else given.parent])
+
+
 def cmd_edit(args: argparse.Namespace) -> int:
     from engine.editor import Editor
     from engine.io import read_frames, write_frames
     from engine.io.colour import ModelFrames
     from engine.metrics.quality import numbered
-
     from engine.presets import preset_names
+    from engine.prompts import check_prompt, prompt_warnings
 
     settings = settings_from_args(args)
     if args.preset is not None and args.preset not in preset_names():
         raise UserError(f"unknown preset '{args.preset}'; choose one of: {', '.join(preset_names())}.")
-    if not args.prompt.strip():
-        raise UserError("the prompt is empty; say what to change, e.g. --prompt 'add glasses'.")
+    prompt = check_prompt(args.prompt)
     clip = read_frames(args.input, parse_range(args.frames))
     working = ModelFrames.prepare(clip, args.input_colorspace, args.output_colorspace, args.format)
+    check_edit_outputs(args, clip)
     editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
                     identity=args.identity_model, direction=args.direction_model,
                     device=settings.device, dtype=settings.dtype, model_config=args.model_config)
@@ -157,15 +173,17 @@ def cmd_edit(args: argparse.Namespace) -> int:
     log(f"model {editor.models.identity_string} on {editor.models.device}")
     if editor.models.random_weights:
         log("this model has random weights: the output is noise, not an edit.")
+    for warning in prompt_warnings(editor.models.tokenizer, prompt, settings):
+        log(f"warning: {warning}")
     update, close = progress_bar(not args.quiet, log)
     try:
-        result = editor.edit(working.frames, args.prompt, settings, progress=update)
+        result = editor.edit(working.frames, prompt, settings, progress=update)
     finally:
         close()
     result.qc = numbered(result.qc, clip.first)
     written = working.restore(result.frames)
     paths = write_frames(written, args.out, start=clip.first, fmt=args.format, video=args.video,
-                         fps=clip.fps or 24.0)
+                         fps=clip.fps or 24.0, overwrite=args.overwrite)
     marker = args.out / "RANDOM_WEIGHTS.txt"
     if editor.models.random_weights:
         atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")

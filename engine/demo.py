@@ -6,7 +6,8 @@ astronaut photo that ships with scikit-image, with a slow synthetic head move), 
 with `ipfacediff serve` and stops afterwards), `OUT/stats.json`
 and `OUT/contact_sheet.png` (input above, output below). Uses Stable Diffusion 2.1-base when
 it is on disk; otherwise says so and runs the same pipeline with the `tiny` random-weight
-preset, labelled as such.
+preset, labelled as such. OUT is the demo's own folder, so a second run replaces these files
+(`--overwrite`) and reads only the frames of this run.
 """
 
 from __future__ import annotations
@@ -75,18 +76,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"{DEFAULT_MODEL} is not on this machine, so the demo runs the same pipeline with the "
               "'tiny' preset, whose random weights make noise, not an edit.", file=sys.stderr)
     clip = make_clip(args.frames, side)
-    write_frames(clip, args.out / "input", start=1001)
+    frames = (1001, 1000 + args.frames)
+    write_frames(clip, args.out / "input", start=frames[0], overwrite=True)
     engine = EngineProcess(args.out / "engine_state", model=tuple(model))
     print(f"starting the engine ({' '.join(model)}) ...", file=sys.stderr)
     engine.start(ready_timeout=600)
     try:
-        status = main(["edit", str(args.out / "input"), "--prompt", args.prompt, "--out", str(args.out / "edited"),
-                       "--stats", str(args.out / "stats.json"), "--engine", engine.address])
+        status = main(["edit", str(args.out / "input"), "--frames", f"{frames[0]}-{frames[1]}", "--prompt", args.prompt,
+                       "--out", str(args.out / "edited"), "--stats", str(args.out / "stats.json"), "--overwrite",
+                       "--engine", engine.address])
     finally:
         engine.shutdown()
     if status != 0:
         return status
-    edited = read_frames(args.out / "edited").frames
+    edited = read_frames(args.out / "edited", frames).frames
     stats = json.loads((args.out / "stats.json").read_text())
     label = " [RANDOM WEIGHTS]" if stats["random_weights"] else ""
     caption = f"top: input  bottom: '{args.prompt}'  model: {stats['model']}"

@@ -30,10 +30,9 @@ from engine.invert import Inversion, decode, encode, invert
 from engine.keyframes import plan_keyframes
 from engine.meter import CancelCheck, Meter, Progress
 from engine.models import DEFAULT_MODEL, Models, load_models
+from engine.prompts import check_prompt, prompt_warnings
 from engine.schedule import Schedule
 from engine.settings import Settings
-
-MAX_PROMPT_CHARS = 1000
 
 Preview = Callable[[int, np.ndarray], None]
 """Called once per edit with (frame index, that frame edited, in the input's size and dtype)."""
@@ -248,11 +247,7 @@ class Editor:
         `preview(k, frame)` gets the first keyframe k before the other frames are decoded;
         `inversions` is looked up (by `inversion_key`) before inverting and filled after."""
         settings = settings or Settings()
-        prompt = (prompt or "").strip()
-        if not prompt:
-            raise UserError("the prompt is empty; say what to change, e.g. 'add glasses'.")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise UserError(f"the prompt is longer than {MAX_PROMPT_CHARS} characters.")
+        prompt = check_prompt(prompt)
         m = self.models
         stack, in_dtype = _as_float_frames(frames)
         n, h, w = stack.shape[:3]
@@ -288,7 +283,7 @@ class Editor:
             keyframes=list(inversion.plan.keyframes), steps=settings.steps, source_features=settings.source_features,
             inversion_reused=reused, inversion_cache=None if key is None else ("hit" if reused else "miss"),
             cache_bytes_per_frame=inversion.store.nbytes / n,
-            settings=settings.to_dict(), prompt=prompt,
+            settings=settings.to_dict(), prompt=prompt, warnings=prompt_warnings(m.tokenizer, prompt, settings),
         )
         return EditResult(out, stats, inversion)
 

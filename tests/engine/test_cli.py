@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,10 @@ import pytest
 from engine.io import read_frames, write_frames
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, umask: int = -1) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, umask=umask)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_cli_matches_the_python_api(sequence, tmp_path, tiny_editor):
     (["{seq}", "--frames", "x-y"], "--frames must look like"),
     (["{seq}", "--prompt", "  "], "prompt is empty"),
     (["{seq}", "--preset", "huge"], "unknown preset 'huge'"),
-    (["{seq}", "--steps", "0"], "steps must be at least 1"),
+    (["{seq}", "--steps", "0"], "steps must be a whole number from 1"),
     (["{seq}", "--model", "./missing-model"], "neither a preset"),
 ])
 def test_bad_input_one_sentence_no_traceback_nothing_written(sequence, tmp_path, args, message):
@@ -91,3 +92,87 @@ def test_mixed_frame_sizes_are_refused(tmp_path):
     proc = run_cli("edit", str(folder), "--prompt", "x", "--out", str(tmp_path / "o"), "--preset", "tiny",
                    cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "size" in proc.stderr
+
+
+def _tree(*folders: Path) -> dict[str, bytes | None]:
+    """Every path under the folders, with file contents (None for folders)."""
+    return {str(p): (p.read_bytes() if p.is_file() else None) for f in folders for p in sorted(f.rglob("*"))}
+
+
+def _edit(sequence: Path, out: Path, frames: str, *extra: str, prompt: str = "add glasses", umask: int = -1):
+    return run_cli("edit", str(sequence), "--prompt", prompt, "--frames", frames, "--out", str(out), "--preset",
+                   "tiny", "--steps", "1", "--qc-every", "0", "--quiet", *extra, cwd=out.parent, umask=umask)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "{seq}", "--overwrite"], "is or contains the input"),
+    (["--out", "{seq}/..", "--overwrite"], "is or contains the input"),
+    (["--out", "{tmp}/a_file"], "a_file exists and is not a folder"),
+    (["--out", "{tmp}/a_file/sub"], "a_file is a file, so the folder"),
+    pytest.param(["--out", "/proc/ipfacediff-out"], "/proc is not writable",  # even root cannot write there
+                 marks=pytest.mark.skipif(sys.platform != "linux", reason="needs /proc")),
+    (["--video", "{tmp}/prev.txt"], "the video prev.txt must end in .mp4, .mov, .mkv"),
+    (["--stats", "{seq}/frame_001001.png", "--overwrite"], "frame_001001.png is part of the input"),
+    (["--stats", "{tmp}/a_file"], "a_file already exists; pass --overwrite"),
+    (["--report", "{tmp}/qc.txt"], "the report must be a .png or .html file"),
+    (["--prompt", "x" * 1001], "the prompt is 1001 characters long; the limit is 1000"),
+    (["--steps", "0"], "steps must be a whole number from 1"),
+    (["--frames", "990-1003"], "outside the available frames"),
+])
+def test_bad_outputs_and_inputs_are_refused_before_any_model_loads(sequence, tmp_path, capsys, args, message):
+    """In-process `main` (fast); the model named cannot load, so a message about anything else
+    proves the check came first."""
+    from engine.cli import main
+
+    args = [a.replace("{seq}", str(sequence)).replace("{tmp}", str(tmp_path)) for a in args]
+    (tmp_path / "a_file").write_text("keep me")
+    before = _tree(sequence, tmp_path)
+    defaults = {"--prompt": "add glasses", "--out": str(tmp_path / "out"), "--frames": "1001-1002"}
+    flags = [x for flag, value in defaults.items() if flag not in args for x in (flag, value)]
+    status = main(["edit", str(sequence), *args, *flags, "--model", str(tmp_path / "missing-model"), "--quiet"])
+    errors = capsys.readouterr().err.splitlines()
+    assert status == 2 and len(errors) == 1 and errors[0].startswith("ipfacediff:") and message in errors[0], errors
+    assert _tree(sequence, tmp_path) == before
+
+
+def test_chunks_of_one_shot_rendered_into_one_folder_all_survive_with_umask_modes(sequence, tmp_path):
+    out = tmp_path / "chunks"
+    first = _edit(sequence, out, "1001-1002", "--video", str(tmp_path / "a.mp4"), "--stats", str(tmp_path / "a.json"),
+                  umask=0o022)
+    assert first.returncode == 0, first.stderr
+    second = _edit(sequence, out, "1003-1004", umask=0o022)
+    assert second.returncode == 0, second.stderr
+    assert sorted(p.name for p in out.glob("frame_*")) == [f"frame_{n:06d}.png" for n in range(1001, 1005)]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    for path in [*out.iterdir(), tmp_path / "a.mp4", tmp_path / "a.json"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_an_existing_output_frame_is_refused_without_overwrite_and_replaced_with_it(sequence, tmp_path):
+    out = tmp_path / "out"
+    assert _edit(sequence, out, "1001-1002").returncode == 0
+    before = _tree(out)
+    refused = _edit(sequence, out, "1002-1003", prompt="make him smile")
+    assert refused.returncode == 2 and "frame_001002.png already exists; pass --overwrite" in refused.stderr
+    assert _tree(out) == before
+    replaced = _edit(sequence, out, "1002-1003", "--overwrite", prompt="make him smile")
+    assert replaced.returncode == 0, replaced.stderr
+    after = _tree(out)
+    assert after[str(out / "frame_001001.png")] == before[str(out / "frame_001001.png")]
+    assert after[str(out / "frame_001002.png")] != before[str(out / "frame_001002.png")]
+    assert str(out / "frame_001003.png") in after
+
+
+def test_a_prompt_longer_than_the_text_encoder_reads_is_reported_where_it_is_cut(sequence, tmp_path):
+    # the tiny preset's tokenizer reads one token per character: "add glasses" is 10 tokens and
+    # each "wNN" 3, so 21 of them fill the 75 the encoder reads and the cut falls after word 23
+    prompt = "add glasses " + " ".join(f"w{i:02d}" for i in range(40))
+    stats = tmp_path / "stats.json"
+    proc = _edit(sequence, tmp_path / "out", "1001-1001", "--stats", str(stats), prompt=prompt)
+    assert proc.returncode == 0, proc.stderr
+    expected = ("the prompt is 130 tokens but the text encoder reads 75; it is cut after word 23 "
+                "('…w17 w18 w19 w20'), so 'w21 w22")
+    warnings = [line for line in proc.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and expected in warnings[0], proc.stderr
+    recorded = json.loads(stats.read_text())["warnings"]
+    assert len(recorded) == 1 and recorded[0].startswith(expected)
