@@ -42,7 +42,7 @@ from server.worker import Worker
 ENGINE_VERSION = "0.1.0"
 CAPABILITIES = ["inline_frames", "path_io", "preview", "cancel_running", "inversion_cache", "result_paging",
                 "persistence", "retry", "keyframe_preview", "overwrite", "ordered", "retention"]
-MAX_BACKLOG = 1024  # requests waiting behind earlier ones of their client; beyond it the engine stops reading
+MAX_BACKLOG = 8192  # requests of all clients waiting behind earlier ones; beyond it the engine stops reading
 # Tags of what the I/O and worker threads hand to the loop: a reply, an event, an I/O item finished.
 REPLY, EVENT, IO_DONE = b"r", b"e", b"d"
 
@@ -67,6 +67,7 @@ class Options:
     min_free_bytes: int = jobs.MIN_FREE_BYTES  # SUBMIT is refused when its input would leave less free
     stuck_after_s: float = 600.0  # a running worker silent this long is reported stuck
     sweep_s: float = 60.0  # seconds between retention sweeps
+    max_pending: int = 1024  # requests one client may have waiting; later ones are dropped (docs/protocol.md)
 
 
 def job_info(store: JobStore, job: Job) -> dict[str, Any]:
@@ -323,7 +324,9 @@ class Service:
         ident = parts[0].bytes
         self.peers[ident] = time.monotonic()
         if self._waiting(ident):
-            self.backlog.setdefault(ident, deque()).append(parts[1:])
+            waiting = self.backlog.setdefault(ident, deque())
+            if len(waiting) < self.opt.max_pending:  # else the client broke the pipelining rule: dropped
+                waiting.append(parts[1:])
         else:
             self._process(ident, parts[1:])
 

@@ -221,3 +221,20 @@ def test_a_prompt_longer_than_the_text_encoder_says_where_it_is_cut(tmp_path):
         assert head["warnings"] == acc["warnings"]
         short = c.submit("add glasses", frames=clip(1, size=8), settings={"negative_prompt": "blurry " * 20})
         assert len(short["warnings"]) == 1 and short["warnings"][0].startswith("the negative prompt is ")
+
+
+def test_a_client_that_never_reads_cannot_queue_more_than_max_pending(tmp_path):
+    with InProcess(tmp_path / "state", sndhwm=4, max_pending=10) as eng:
+        sock = dealer(eng.address, rcvhwm=4)
+        for i in range(300):
+            sock.send_multipart(P.pack({"type": "STATUS", "id": i, "job": "nope"}))
+        time.sleep(0.5)
+        got, quiet_since = [], time.monotonic()
+        while time.monotonic() - quiet_since < 0.5:  # until no reply for 0.5 s (heartbeat events go on)
+            if sock.poll(100) and "re" in (header := msgpack.unpackb(sock.recv_multipart()[1])):
+                got.append(header["re"])
+                quiet_since = time.monotonic()
+        assert 10 < len(got) < 300 and got == sorted(set(got)) and got[:10] == list(range(10))  # in order, excess dropped
+        sock.send_multipart(P.pack({"type": "HEARTBEAT", "id": "after"}))
+        assert replies(sock, 1)[0]["re"] == "after"  # the client is served again once it reads
+        sock.close()
