@@ -4,7 +4,9 @@ In: an engine address (and CURVE keys for non-local engines). Out: `Client` with
 submit/preview, events/wait (progress), status, list, cancel, result (paged, frames as
 numpy arrays when pixels are inline), release and shutdown. A request that gets no reply
 within `timeout` reconnects with exponential backoff and is resent with the same id;
-SUBMIT is safe to resend because the engine recognises the job id.
+SUBMIT is safe to resend because the engine recognises the job id. One request is in
+flight at a time (never more than the engine and this socket's RCVHWM can hold; the
+pipelining rule is in docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Result:
     output: dict | None = None
     frames: list | None = None  # numpy arrays for inline results fetched with pixels
     preview: tuple[int, Any] | None = None  # PENDING with preview=True: (frame index, first finished keyframe)
+    warnings: list | None = None  # e.g. where the text encoder cut a long prompt
 
 
 def _event(msg: P.Message) -> dict[str, Any]:
@@ -211,7 +214,7 @@ class Client:
         with `preview`, a running job's first finished keyframe when there is one yet."""
         head = self.request({"type": "RESULT", "job": job, "pixels": False, "preview": preview})
         res = Result(job, head["status"], head["state"], head.get("reason"), head.get("code"), head.get("stats"),
-                     head.get("output"))
+                     head.get("output"), warnings=head.get("warnings"))
         if head.get("preview"):
             res.preview = (head["preview"]["frame"], P.to_arrays(head["preview"]["frames"], head["_buffers"])[0])
         if res.status != P.DONE or not pixels or (res.output or {}).get("mode") != "inline":
@@ -265,6 +268,8 @@ class Client:
                     yield {"type": "STATE", "job": info}
                     return
                 age = beat.get("worker_beat_age_s") or 0
+                if beat.get("worker") == "dead":
+                    raise EngineHung("the engine's worker has stopped; restart the engine.")
                 if self.hung_after and beat.get("busy") and age > self.hung_after:
                     raise EngineHung(f"the engine's worker has reported nothing for {age:.0f} s.")
             msg = self._recv(0.2)

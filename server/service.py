@@ -30,6 +30,7 @@ from typing import Any
 import zmq
 
 from engine.errors import UserError
+from engine.prompts import prompt_warnings
 from engine.settings import Settings
 from server import jobs
 from server import protocol as P
@@ -107,7 +108,6 @@ class Service:
         self.endpoint: str | None = None
         self.ready = threading.Event()
         self._local = threading.local()
-        self.tokenizer = getattr(models, "tokenizer", None)
         self.router: zmq.Socket | None = None
         self.loop_thread: int | None = None
         self.io_busy: dict[bytes, int] = {}  # I/O items outstanding per client
@@ -469,13 +469,9 @@ class Service:
                                                "or try later.")
 
     def warnings(self, request: dict[str, Any]) -> list[str]:
-        """Where the text encoder cuts the prompt, the negative prompt or the source prompt."""
-        if self.tokenizer is None:
-            return []
-        settings = request.get("settings") or {}
-        texts = {"prompt": request["prompt"], "negative_prompt": settings.get("negative_prompt"),
-                 "source_prompt": settings.get("source_prompt")}
-        return [w for name, text in texts.items() if text and (w := token_cut(self.tokenizer, name, text))]
+        """Where the text encoder cuts the prompt, the source prompt or the negative prompt."""
+        settings = Settings.from_dict(request.get("settings") or {})
+        return prompt_warnings(self.editor.models.tokenizer, request["prompt"].strip(), settings)
 
     def _ingest(self, ident: bytes, msg: P.Message) -> None:
         h = msg.header
@@ -545,14 +541,3 @@ class Service:
         body["output"] |= {"frames": {**desc, "count": len(buffers)}, "offset": offset, "total": total}
         self.reply(ident, body, buffers)
 
-
-def token_cut(tokenizer: Any, name: str, text: str) -> str | None:
-    """A warning naming where the text encoder cuts `text` (its tokenizer's `model_max_length`
-    tokens, start and end markers included), or None when it fits."""
-    ids = tokenizer(text, truncation=False).input_ids
-    limit = tokenizer.model_max_length
-    if len(ids) <= limit:
-        return None
-    kept = tokenizer.decode(ids[1:limit - 1], skip_special_tokens=True).strip()
-    return (f"the {name.replace('_', ' ')} is {len(ids)} tokens, more than the text encoder's {limit}: it is cut "
-            f"after \"{kept[-40:]}\" and the rest is ignored")

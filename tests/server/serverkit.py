@@ -78,8 +78,10 @@ class EchoResult:
 class EchoEditor:
     """Returns the frames unchanged; while `gate` is clear an edit waits for it (checking `cancel`)."""
 
-    def __init__(self, tokenizer: Any = None):
-        self.models = EchoModels(tokenizer=tokenizer)
+    def __init__(self):
+        from engine.presets import tiny_tokenizer  # the tiny preset's: one token a character, 77 in all
+
+        self.models = EchoModels(tokenizer=tiny_tokenizer())
         self.gate = threading.Event()
         self.gate.set()
         self.started = threading.Event()
