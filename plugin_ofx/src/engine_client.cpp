@@ -15,7 +15,7 @@
 #include <mutex>
 #include <string_view>
 
-#include <msgpack.hpp>
+#include "msgpack_fields.h"
 
 namespace ipfd {
 
@@ -27,84 +27,7 @@ constexpr int kSliceMs = 100;
 
 using Clock = std::chrono::steady_clock;
 
-const msgpack::object* find(const msgpack::object& map, std::string_view key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
-    const auto& kv = map.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key)
-      return &kv.val;
-  }
-  return nullptr;
-}
-
-[[noreturn]] void violation(const std::string& what) { throw ProtocolViolation(what); }
-
-const msgpack::object& need(const msgpack::object& map, std::string_view key, const char* where) {
-  const msgpack::object* o = find(map, key);
-  if (!o) violation(std::string(where) + " has no field '" + std::string(key) + "'");
-  return *o;
-}
-
-bool is_nil(const msgpack::object* o) { return !o || o->type == msgpack::type::NIL; }
-
-std::string as_str(const msgpack::object& o, std::string_view key, const char* where) {
-  if (o.type != msgpack::type::STR) violation(std::string(where) + " field '" + std::string(key) + "' is not a string");
-  return std::string(o.via.str.ptr, o.via.str.size);
-}
-
-std::int64_t as_int(const msgpack::object& o, std::string_view key, const char* where) {
-  if (o.type == msgpack::type::POSITIVE_INTEGER) {
-    if (o.via.u64 > std::uint64_t(INT64_MAX)) violation(std::string(where) + " field '" + std::string(key) + "' is too large");
-    return std::int64_t(o.via.u64);
-  }
-  if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
-  violation(std::string(where) + " field '" + std::string(key) + "' is not an integer");
-}
-
-double as_num(const msgpack::object& o, std::string_view key, const char* where) {
-  if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) return o.via.f64;
-  return double(as_int(o, key, where));
-}
-
-bool as_bool(const msgpack::object& o, std::string_view key, const char* where) {
-  if (o.type != msgpack::type::BOOLEAN) violation(std::string(where) + " field '" + std::string(key) + "' is not a boolean");
-  return o.via.boolean;
-}
-
-std::string str_field(const msgpack::object& m, std::string_view key, const char* where) {
-  return as_str(need(m, key, where), key, where);
-}
-
-std::string opt_str(const msgpack::object& m, std::string_view key, const char* where) {
-  const msgpack::object* o = find(m, key);
-  return is_nil(o) ? std::string() : as_str(*o, key, where);
-}
-
-double opt_num(const msgpack::object& m, std::string_view key, const char* where, double dflt) {
-  const msgpack::object* o = find(m, key);
-  return is_nil(o) ? dflt : as_num(*o, key, where);
-}
-
-int opt_int(const msgpack::object& m, std::string_view key, const char* where, int dflt) {
-  const msgpack::object* o = find(m, key);
-  if (is_nil(o)) return dflt;
-  std::int64_t v = as_int(*o, key, where);
-  if (v < INT32_MIN || v > INT32_MAX) violation(std::string(where) + " field '" + std::string(key) + "' is out of range");
-  return int(v);
-}
-
-// --- packing -------------------------------------------------------------------------------
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(std::uint32_t(s.size()));
-  pk.pack_str_body(s.data(), std::uint32_t(s.size()));
-}
-
-std::vector<std::uint8_t> finish(const msgpack::sbuffer& buf) {
-  return std::vector<std::uint8_t>(reinterpret_cast<const std::uint8_t*>(buf.data()),
-                                   reinterpret_cast<const std::uint8_t*>(buf.data()) + buf.size());
-}
+using namespace mp;
 
 void pack_frames(Packer& pk, const FrameDesc& d) {
   pk.pack_map(3);

@@ -79,7 +79,7 @@ struct Accepted {
   int position = -1;
 };
 
-// The identity QC of a finished edit, read from RESULT `stats.qc` (engine/metrics/qc.py).
+// The identity QC of a finished edit, read from RESULT `stats.qc` (`qc` in engine/metrics/quality.py).
 struct Qc {
   bool present = false;
   double identity_mean = -1, identity_max = -1, threshold = -1;  // -1: not measured

@@ -6,7 +6,10 @@ Out: assertions that the host walk load -> describe -> describeInContext -> crea
 works, that Analyze sends the clip's range as one job with the right settings, that every
 rendered frame (out of order, several threads, 8-bit and float) equals the engine's result,
 that an unreachable engine or a malformed reply gives passthrough plus a message or an error
-status (never a crash), and that destroy + unload leave no threads, sockets or images behind.
+status (never a crash), and that destroy + unload leave no threads, sockets or images behind;
+host behaviours the test host models (proxy Analyze, string reads off the main thread, a
+disconnected Source, aborts, RUNPATH), the job-record serializer (records_test) and the
+parameter defaults against engine.settings.Settings.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
 
@@ -26,10 +30,15 @@ BASE = ["set:prompt=add glasses", "set:steps=2", "set:mode=1"]  # mode 1: full f
 WAIT = "wait:done|error|failed"
 
 
+def record_of(run) -> dict:
+    """The job record the plugin keeps in its secret `analysis` parameter (msgpack, hex)."""
+    tag, _, body = run.of("status")[-1]["analysis"].partition(":")
+    assert tag == "ipfd-ofx2", tag
+    return msgpack.unpackb(bytes.fromhex(body))
+
+
 def job_of(run) -> str:
-    analysis = run.of("status")[-1]["analysis"]
-    fields = dict(item.split("=", 1) for item in analysis.split(";")[1:])
-    return fields["job"]
+    return record_of(run)["job"]
 
 
 def test_bundle_layout_exports_and_description(ofx_build, tmp_path):
@@ -67,7 +76,8 @@ def runpath(binary: Path) -> str:
     readelf = shutil.which("readelf")
     assert readelf, "readelf (binutils) is needed to check the RUNPATH"
     out = subprocess.run([readelf, "-d", str(binary)], capture_output=True, text=True, check=True).stdout
-    paths = [line.split("[", 1)[1].rsplit("]", 1)[0] for line in out.splitlines() if "(RUNPATH)" in line or "(RPATH)" in line]
+    paths = [line.split("[", 1)[1].rsplit("]", 1)[0] for line in out.splitlines()
+             if "(RUNPATH)" in line or "(RPATH)" in line]
     assert len(paths) == 1, out
     return paths[0]
 
@@ -79,6 +89,11 @@ def test_runpath_is_exactly_origin_in_the_build_tree_and_installed_bundles(ofx_b
     installed = tmp_path / ofx_build.binary.relative_to(ofx_build.dir)
     for binary in (ofx_build.binary, installed):
         assert runpath(binary).split(":") == ["$ORIGIN"], (binary, runpath(binary))
+
+
+def test_job_records_round_trip_and_broken_ones_are_refused(ofx_build):
+    proc = subprocess.run([str(ofx_build.dir / "records_test")], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok "), proc.stdout + proc.stderr
 
 
 def test_install_target_and_install_ofx(ofx_build, tmp_path):
@@ -229,7 +244,12 @@ def test_pixel_formats_layouts_and_settings(ofx_build, tmp_path, dtype, channels
     assert submit["settings"] == {"seed": 7, "guidance_scale": 3.5, "keyframe_interval": 2, "face_mode": "crop",
                                   "steps": 4}
     assert submit["frames"] == {"dtype": np.dtype(dtype).name, "shape": [24, 40, channels], "count": 3}
-    assert submit["job"] == job_of(run) and submit["job"].startswith("ofx-")
+    record = record_of(run)
+    assert submit["job"] == record["job"] and submit["job"].startswith("ofx-")
+    assert record["address"] == fake.address and record["first"] == 0 and record["count"] == 3
+    assert record["format"] == {"dtype": np.dtype(dtype).name, "channels": channels, "width": 40, "height": 24,
+                                "x1": origin[0], "y1": origin[1], "premult": premult}
+    assert len(record["hashes"]) == 3 * 8 and record["done"] is True
     sent = unpremultiply(clip) if premult else clip
     for i in range(3):
         assert np.array_equal(uploaded[i], sent[i]), i
@@ -346,6 +366,22 @@ def test_string_parameters_are_read_in_main_thread_actions_only(ofx_build, tmp_p
     assert_clean_exit(run)
 
 
+def test_a_reopened_project_follows_its_job_again_from_a_render_thread(ofx_build, tmp_path):
+    """The first action after reopening may be a render: it recovers the job from the record
+    read at createInstance (no string parameter read off the main thread) without re-uploading."""
+    clip = make_clip(2, 16, 16, 4, np.uint8, seed=17)
+    with FakeEngine() as fake:
+        run = run_host(ofx_build, tmp_path, clip, [
+            *BASE, f"set:address={fake.address}", "analyze", f"{WAIT}:30", "reopen", "render:0,1:2:1:OUT",
+            f"{WAIT}:30", "render:1,0:2:1:OUT"])
+        submits = len(fake.submits)
+    assert submits == 1
+    assert run.last_status().startswith("done: 2 frame(s)")
+    for r in run.renders()[2:]:
+        assert np.array_equal(run.output(r["time"], r["seq"]), edit(clip[r["time"]])), r
+    assert_clean_exit(run)
+
+
 def test_engine_parameter_defaults_are_the_engine_settings_defaults(ofx_build, tmp_path):
     """Every parameter whose script name is an engine setting defaults to Settings' default,
     in the describe dump and in what Analyze submits when nothing else is set."""
@@ -357,7 +393,8 @@ def test_engine_parameter_defaults_are_the_engine_settings_defaults(ofx_build, t
         run = run_host(ofx_build, tmp_path, clip, ["set:prompt=add glasses", f"set:address={fake.address}",
                                                    "analyze", f"{WAIT}:30"])
         (submit,) = fake.submits
-    engine_params = {p["script_name"]: p for p in run.of("describe")[0]["params"] if p["script_name"] in engine_defaults}
+    engine_params = {p["script_name"]: p for p in run.of("describe")[0]["params"]
+                     if p["script_name"] in engine_defaults}
     assert sorted(engine_params) == ["face_mode", "guidance_scale", "keyframe_interval", "seed", "steps"]
     assert submit["settings"] == {key: engine_defaults[key] for key in engine_params}
     for key, p in engine_params.items():
