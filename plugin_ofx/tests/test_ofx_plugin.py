@@ -384,7 +384,8 @@ def test_a_reopened_project_follows_its_job_again_from_a_render_thread(ofx_build
 
 def test_engine_parameter_defaults_are_the_engine_settings_defaults(ofx_build, tmp_path):
     """Every parameter whose script name is an engine setting defaults to Settings' default,
-    in the describe dump and in what Analyze submits when nothing else is set."""
+    in the describe dump and in what Analyze submits when nothing else is set, and its range
+    lies within the setting's bounds."""
     from engine.settings import Settings
 
     engine_defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
@@ -397,9 +398,12 @@ def test_engine_parameter_defaults_are_the_engine_settings_defaults(ofx_build, t
                      if p["script_name"] in engine_defaults}
     assert sorted(engine_params) == ["face_mode", "guidance_scale", "keyframe_interval", "seed", "steps"]
     assert submit["settings"] == {key: engine_defaults[key] for key in engine_params}
+    bounds = {f.name: f.metadata for f in dataclasses.fields(Settings)}
     for key, p in engine_params.items():
         declared = p["options"][p["default"]].split()[0] if p["options"] else p["default"]
         assert declared == engine_defaults[key], (key, declared)
+        if p["min"] is not None:  # the parameter offers no value the engine refuses
+            assert bounds[key].get("low", p["min"]) <= p["min"] <= p["max"] <= bounds[key].get("high", p["max"]), key
     assert_clean_exit(run)
 
 
