@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import zmq
 
+from engine.presets import tiny_tokenizer
 from server import protocol as P
 from server.client import Client
 from server.service import Options, Service
@@ -27,7 +28,8 @@ from server.worker import with_alpha
 
 
 class EchoEditor:
-    models = SimpleNamespace(identity_string="echo", random_weights=False, device="cpu", dtype="float32")
+    models = SimpleNamespace(identity_string="echo", random_weights=False, device="cpu", dtype="float32",
+                             tokenizer=tiny_tokenizer())  # the server reports where a long prompt is cut
 
     def edit(self, frames, prompt, settings=None, **hooks):
         return SimpleNamespace(frames=list(frames), stats={}, qc=None, inversion=None)

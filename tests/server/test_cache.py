@@ -99,3 +99,18 @@ def test_damaged_file_is_dropped_and_leftovers_cleaned(tiny_editor, inversions, 
     assert not (tmp_path / "x.safetensors.tmp").exists()
     assert again.get("k", _restore(tiny_editor)) is None
     assert not path.exists() and again.info()["disk_errors"] == 1 and again.info()["misses"] == 1
+
+
+def test_disk_tier_files_are_private_whatever_the_umask(inversions, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        cache = InversionCache(1 << 30, tmp_path / "inversions", 1 << 30)
+        cache.put("k", inversions[0])
+        cache.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "inversions").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "inversions" / "k.safetensors").stat().st_mode) == 0o600

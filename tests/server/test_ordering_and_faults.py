@@ -87,6 +87,16 @@ def test_heartbeat_reports_a_stuck_worker(tmp_path):
         assert beat["busy"] is True and beat["worker"] == "stuck" and beat["worker_beat_age_s"] > 0.3
 
 
+def test_a_dead_worker_shows_in_heartbeat_and_submit_is_refused(tmp_path):
+    with InProcess(tmp_path / "state") as eng, eng.client() as c:
+        eng.service.worker.stopping.set()  # the worker thread ends, as if it had died
+        eng.service.worker.join(10)
+        assert c.heartbeat()["worker"] == "dead"
+        with pytest.raises(EngineError) as err:
+            c.submit("x", frames=clip(1, size=8))
+        assert err.value.code == "unavailable"
+
+
 def test_submit_is_refused_when_the_disk_has_no_room(tmp_path):
     with InProcess(tmp_path / "state", min_free_bytes=2 ** 62) as eng, eng.client() as c:
         with pytest.raises(EngineError) as err:
