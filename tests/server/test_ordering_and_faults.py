@@ -246,3 +246,14 @@ def test_a_client_that_never_reads_cannot_queue_more_than_max_pending(tmp_path):
         sock.send_multipart(P.pack({"type": "HEARTBEAT", "id": "after"}))
         assert replies(sock, 1)[0]["re"] == "after"  # the client is served again once it reads
         sock.close()
+
+
+def test_keep_results_takes_seconds_or_a_unit():
+    import argparse
+
+    from server.cli import duration
+
+    assert [duration(t) for t in ("90", "90s", "30m", "12h", "7d", "1.5h")] == [90, 90, 1800, 43200, 604800, 5400]
+    for bad in ("", "7w", "d", "-1d", "0", "inf", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            duration(bad)
