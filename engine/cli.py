@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("input", help="video file, image-sequence folder, or pattern like shot/frame_%%06d.exr")
     edit.add_argument("--prompt", required=True, help="what to change, e.g. 'add glasses'")
     edit.add_argument("--frames", help="inclusive frame range A-B (sequence numbers, or 0-based video frames)")
-    edit.add_argument("--out", required=True, type=Path, help="output folder for frame_%%06d.<ext>")
+    edit.add_argument("--out", required=True, type=Path, help="output folder (file names: see --name)")
     add_model_args(edit)
     edit.add_argument("--format", choices=["png", "tif", "exr"], default="png")
     edit.add_argument("--input-colorspace", help="OpenColorIO colourspace of the input ($OCIO config, else the "
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "Rec.709 for EXR and other float images)")
     edit.add_argument("--output-colorspace", help="OpenColorIO colourspace of the output frames (default as for "
                       "the input, by the written sample type)")
+    edit.add_argument("--name", help="output file names: a pattern with one frame-number field, e.g. shot_v2.%%04d "
+                      "(default: the source's with _edit, shot.1001.exr -> shot_edit.1001.exr; frame_%%06d for videos)")
     edit.add_argument("--video", type=Path, help="also write an 8-bit H.264 preview here (.mp4, .mov or .mkv)")
     edit.add_argument("--overwrite", action="store_true", help="replace existing output files of the same "
                       "name (frames, --video, --stats, --report); other files are never touched")
@@ -146,7 +148,8 @@ def check_edit_outputs(args: argparse.Namespace, clip) -> None:
     if args.report is not None:
         check_report_path(args.report)
     given = Path(args.input)
-    check_output(args.out, frame_names(len(clip.frames), start=clip.first, fmt=args.format), video=args.video,
+    names = frame_names(len(clip.frames), start=clip.first, fmt=args.format, name=args.name)
+    check_output(args.out, names, video=args.video,
                  files=[p for p in (args.stats, args.report) if p is not None], overwrite=args.overwrite,
                  inputs=[given if given.exists() else given.parent])
 
@@ -155,6 +158,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from engine.editor import Editor
     from engine.io import read_frames, write_frames
     from engine.io.colour import ModelFrames
+    from engine.io.sequence import edited_name
     from engine.metrics.quality import numbered
     from engine.presets import preset_names
     from engine.prompts import check_prompt, prompt_warnings
@@ -164,6 +168,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         raise UserError(f"unknown preset '{args.preset}'; choose one of: {', '.join(preset_names())}.")
     prompt = check_prompt(args.prompt)
     clip = read_frames(args.input, parse_range(args.frames))
+    args.name = args.name or edited_name(clip.naming)
     working = ModelFrames.prepare(clip, args.input_colorspace, args.output_colorspace, args.format)
     check_edit_outputs(args, clip)
     editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
@@ -183,7 +188,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     result.qc = numbered(result.qc, clip.first)
     written = working.restore(result.frames)
     paths = write_frames(written, args.out, start=clip.first, fmt=args.format, video=args.video,
-                         fps=clip.fps or 24.0, overwrite=args.overwrite)
+                         fps=clip.fps or 24.0, overwrite=args.overwrite, name=args.name)
     marker = args.out / "RANDOM_WEIGHTS.txt"
     if editor.models.random_weights:
         atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")

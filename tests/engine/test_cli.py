@@ -36,8 +36,8 @@ def test_edit_writes_numbered_frames_stats_and_label(sequence, tmp_path):
                    "--preset", "tiny", "--steps", "3", "--guidance", "5", "--keyframe-interval", "4",
                    "--stats", str(stats), "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    names = sorted(p.name for p in out.glob("frame_*.png"))
-    assert names == [f"frame_{i:06d}.png" for i in range(1003, 1011)]
+    names = sorted(p.name for p in out.glob("frame_edit_*.png"))
+    assert names == [f"frame_edit_{i:06d}.png" for i in range(1003, 1011)]
     clip = read_frames(out)
     assert clip.first == 1003 and clip.frames[0].shape == (64, 64, 3)
     data = json.loads(stats.read_text())
@@ -142,7 +142,7 @@ def test_chunks_of_one_shot_rendered_into_one_folder_all_survive_with_umask_mode
     assert first.returncode == 0, first.stderr
     second = _edit(sequence, out, "1003-1004", umask=0o022)
     assert second.returncode == 0, second.stderr
-    assert sorted(p.name for p in out.glob("frame_*")) == [f"frame_{n:06d}.png" for n in range(1001, 1005)]
+    assert sorted(p.name for p in out.glob("frame_edit_*")) == [f"frame_edit_{n:06d}.png" for n in range(1001, 1005)]
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     for path in [*out.iterdir(), tmp_path / "a.mp4", tmp_path / "a.json"]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
@@ -153,14 +153,14 @@ def test_an_existing_output_frame_is_refused_without_overwrite_and_replaced_with
     assert _edit(sequence, out, "1001-1002").returncode == 0
     before = _tree(out)
     refused = _edit(sequence, out, "1002-1003", prompt="make him smile")
-    assert refused.returncode == 2 and "frame_001002.png already exists; pass --overwrite" in refused.stderr
+    assert refused.returncode == 2 and "frame_edit_001002.png already exists; pass --overwrite" in refused.stderr
     assert _tree(out) == before
     replaced = _edit(sequence, out, "1002-1003", "--overwrite", prompt="make him smile")
     assert replaced.returncode == 0, replaced.stderr
     after = _tree(out)
-    assert after[str(out / "frame_001001.png")] == before[str(out / "frame_001001.png")]
-    assert after[str(out / "frame_001002.png")] != before[str(out / "frame_001002.png")]
-    assert str(out / "frame_001003.png") in after
+    assert after[str(out / "frame_edit_001001.png")] == before[str(out / "frame_edit_001001.png")]
+    assert after[str(out / "frame_edit_001002.png")] != before[str(out / "frame_edit_001002.png")]
+    assert str(out / "frame_edit_001003.png") in after
 
 
 def test_a_prompt_longer_than_the_text_encoder_reads_is_reported_where_it_is_cut(sequence, tmp_path):

@@ -1,5 +1,5 @@
-"""What `ipfacediff edit` writes back: alpha, sample type, gray, colourspace and frame numbers
-as the source had them (issue 15 items 1-3, 8)."""
+"""What `ipfacediff edit` writes back: alpha, sample type, gray, colourspace, file names and frame
+numbers as the source had them (issue 15 items 1-4, 8)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def test_an_rgba_png_comes_back_rgba_with_its_alpha_untouched(tmp_path):
     rgba = [(np.dstack([_texture(i), _texture(9 + i, (64, 64))]) * 255).astype(np.uint8) for i in range(2)]
     for i, image in enumerate(rgba):
         cv2.imwrite(str(tmp_path / "in" / f"shot.{1001 + i}.png"), cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA))
-    assert _edit(tmp_path / "in", tmp_path / "out") == 0
+    assert _edit(tmp_path / "in", tmp_path / "out", "--name", "comp_v2_%05d") == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["comp_v2_01001.png", "comp_v2_01002.png"]
     back = read_frames(tmp_path / "out")
     assert back.alpha is not None and back.source_dtype == "uint8"
     for got, alpha, source in zip(back.alpha, [a[:, :, 3] for a in rgba], rgba):
@@ -47,6 +48,7 @@ def test_a_linear_half_exr_comes_back_half_and_linear_with_values_above_one_unch
         write_exr(tmp_path / "in" / f"shot.{1001 + i}.exr", frames[-1])
     stats = tmp_path / "stats.json"
     assert _edit(tmp_path / "in", tmp_path / "out", "--format", "exr", "--stats", str(stats)) == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.exr")) == ["shot_edit.1001.exr", "shot_edit.1002.exr"]
     back = read_frames(tmp_path / "out")
     assert back.source_dtype == "float16" and back.first == 1001
     for got, source in zip(back.frames, frames):

@@ -31,7 +31,7 @@ def test_edit_through_engine_matches_in_process(engine, tmp_path):
     assert remote.returncode == 0, remote.stderr
     names = sorted(p.name for p in (tmp_path / "local").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "remote").iterdir())
-    assert "frame_000007.png" in names and "RANDOM_WEIGHTS.txt" in names
+    assert "frame_edit_000007.png" in names and "RANDOM_WEIGHTS.txt" in names
     for name in names:
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "remote" / name).read_bytes(), name
 
