@@ -1,9 +1,12 @@
 """Frame I/O: read videos, image sequences and stills into a `Clip`; write numbered frames atomically.
 
 `read_frames(source, frame_range=None) -> Clip`, `probe(source) -> ClipInfo`,
-`write_frames(frames, out_dir, *, start=0, fmt="png", video=None, fps=24.0, overwrite=False) -> list[Path]`,
+`write_frames(frames, out_dir, *, start=0, fmt="png", video=None, fps=24.0, overwrite=False,
+name="frame_%06d") -> list[Path]`,
 `check_output(out_dir, names, *, video=None, files=(), overwrite=False, inputs=(), flag="--overwrite")`,
-`frame_names(count, *, start=0, fmt="png") -> list[str]`.
+`frame_names(count, *, start=0, fmt="png", name="frame_%06d") -> list[str]`;
+`engine.io.colour.ModelFrames` (OpenColorIO: a Clip's colourspace <-> the model's sRGB, and
+back with alpha and sample type), `engine.io.sequence.edited_name` (`shot.%04d` -> `shot_edit.%04d`).
 Bad input raises `engine.errors.UserError` with one sentence.
 """
 
