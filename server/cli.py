@@ -144,25 +144,28 @@ def client_for(address: str, keys: Path | None):
 
 def cmd_edit_remote(args: argparse.Namespace) -> int:
     """`edit --engine`: read frames here, send them inline, write the returned frames exactly as in-process."""
-    from engine.cli import Log, atomic_write_text, parse_range, settings_from_args
+    from engine.cli import Log, atomic_write_text, check_edit_outputs, parse_range, settings_from_args
     from engine.io import read_frames, write_frames
     from engine.io.colour import ModelFrames
     from engine.io.sequence import edited_name
+    from engine.prompts import check_prompt
 
     if args.preset or args.model or args.identity_model or args.direction_model:
         raise UserError("--engine uses the engine's loaded model; drop --preset/--model/--identity-model/"
                         "--direction-model.")
-    if not args.prompt.strip():
-        raise UserError("the prompt is empty; say what to change, e.g. --prompt 'add glasses'.")
+    prompt = check_prompt(args.prompt)
     settings = settings_from_args(args)
     clip = read_frames(args.input, parse_range(args.frames))
     working = ModelFrames.prepare(clip, args.input_colorspace, args.output_colorspace, args.format)
     args.name = args.name or edited_name(clip.naming)
+    check_edit_outputs(args, clip)  # everything checkable, before the engine is asked
     with client_for(args.engine, args.engine_keys) as client:
         log = Log(client.info.get("random_weights", False))
         log(f"engine {args.engine}: model {client.info.get('model')} on {client.info.get('device')}")
-        accepted = client.submit(args.prompt, frames=working.frames, settings=settings)
+        accepted = client.submit(prompt, frames=working.frames, settings=settings)
         job = accepted["job"]
+        for warning in accepted.get("warnings") or []:
+            log(f"warning: {warning}")
 
         def show(ev: dict) -> None:
             if not args.quiet and ev["type"] == "PROGRESS":
@@ -174,7 +177,8 @@ def cmd_edit_remote(args: argparse.Namespace) -> int:
             raise UserError(f"the engine did not finish job {job}: {final.get('error') or result.reason}")
         client.release(job)
     paths = write_frames(working.restore(result.frames), args.out, start=clip.first, fmt=args.format,
-                         video=args.video, fps=clip.fps or 24.0, name=args.name)
+                         video=args.video, fps=clip.fps or 24.0, overwrite=args.overwrite,
+                         name=args.name)
     marker = args.out / "RANDOM_WEIGHTS.txt"
     if client.info.get("random_weights"):
         atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")

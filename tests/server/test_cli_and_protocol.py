@@ -110,3 +110,19 @@ def test_with_alpha_interleaves_exactly(dtype):
     out = np.empty_like(rgba)
     assert with_alpha(rgba[..., :3], rgba[..., 3], out) is out
     assert np.array_equal(out.view(np.uint8), rgba.view(np.uint8))  # bit for bit, NaN included
+
+
+def test_edit_through_engine_checks_outputs_before_asking_the_engine(tmp_path):
+    from engine.io import write_frames
+    from serverkit import free_port
+
+    write_frames(clip(2, seed=41), tmp_path / "in", start=1)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "frame_edit_000001.png").write_bytes(b"earlier chunk")
+    nobody = f"tcp://127.0.0.1:{free_port()}"  # no engine there: a check after connecting would hang, then fail
+    out = cli("edit", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--engine", nobody,
+              "--prompt", "add glasses", "--format", "png")
+    assert out.returncode == 2 and "overwrite" in out.stderr and "Traceback" not in out.stderr
+    assert (tmp_path / "out" / "frame_edit_000001.png").read_bytes() == b"earlier chunk"
+    out = cli("edit", str(tmp_path / "in"), "--out", str(tmp_path / "o2"), "--engine", nobody, "--prompt", "x" * 1001)
+    assert out.returncode == 2 and "1000" in out.stderr
