@@ -359,7 +359,7 @@ class Service:
         self.reply(ident, {"type": "HELLO", "re": msg.header["id"], "version": common[-1],
                            "engine_version": ENGINE_VERSION, "capabilities": CAPABILITIES,
                            "model": self.model_identity, "random_weights": self.random_weights,
-                           "device": self.device, "dtype": self.dtype, "limits": self.limits.to_dict(),
+                           "device": self.device, "dtype": self.dtype, "limits": {**self.limits.to_dict(), "max_pending": self.opt.max_pending},
                            "heartbeat_s": self.opt.heartbeat_s, "media_roots": bool(self.roots.roots)})
 
     def _on_submit(self, ident: bytes, msg: P.Message) -> None:

@@ -233,6 +233,8 @@ def test_a_prompt_longer_than_the_text_encoder_says_where_it_is_cut(tmp_path):
 
 def test_a_client_that_never_reads_cannot_queue_more_than_max_pending(tmp_path):
     with InProcess(tmp_path / "state", sndhwm=4, max_pending=10) as eng:
+        with eng.client() as c:
+            assert c.info["limits"]["max_pending"] == 10  # told in HELLO
         sock = dealer(eng.address, rcvhwm=4)
         for i in range(300):
             sock.send_multipart(P.pack({"type": "STATUS", "id": i, "job": "nope"}))
