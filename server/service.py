@@ -443,6 +443,8 @@ class Service:
                 (self._ingest if what == "submit" else self._result)(ident, msg)
             except P.ProtocolError as exc:
                 self.reply(ident, P.error(exc.code, exc.message, msg.header["id"]))
+            except UserError as exc:
+                self.reply(ident, P.error("user_error", str(exc), msg.header["id"]))
             except Exception as exc:
                 code = "disk_full" if is_disk_full(exc) else "internal"
                 self.log(f"{code} error in {what}: {type(exc).__name__}: {exc}")
@@ -470,7 +472,10 @@ class Service:
 
     def warnings(self, request: dict[str, Any]) -> list[str]:
         """Where the text encoder cuts the prompt, the source prompt or the negative prompt."""
-        settings = Settings.from_dict(request.get("settings") or {})
+        try:
+            settings = Settings.from_dict(request.get("settings") or {})
+        except UserError:  # a job kept from an engine version whose settings differ: nothing to say
+            return []
         return prompt_warnings(self.editor.models.tokenizer, request["prompt"].strip(), settings)
 
     def _ingest(self, ident: bytes, msg: P.Message) -> None:
