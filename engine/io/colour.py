@@ -63,8 +63,8 @@ def space_name(config: ocio.Config, wish: str | None, candidates: tuple[str, ...
             return space.getName()
     known = list(config.getColorSpaceNames())
     if not wish:
-        raise UserError(f"the OCIO config '{config.getName()}' has none of {', '.join(candidates)}; "
-                        f"pass {flag}.")
+        need = f"pass {flag}" if flag.startswith("--") else f"{flag} needs one of them"
+        raise UserError(f"the OCIO config '{config.getName()}' has none of {', '.join(candidates)}; {need}.")
     close = difflib.get_close_matches(wish, known, 4, 0.3)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"it has {len(known)} others."
     raise UserError(f"{flag} '{wish}' is not a colourspace of the OCIO config '{config.getName()}'; {hint}")
@@ -120,7 +120,7 @@ class ModelFrames:
         source = np.dtype(clip.source_dtype or clip.dtype)
         dtype = output_dtype(source.name, fmt)
         config = load_config()
-        model = space_name(config, None, MODEL_SPACE, "the model space")
+        model = space_name(config, None, MODEL_SPACE, "the model's sRGB")
         given = space_name(config, input_space, MODEL_SPACE if source.kind == "u" else SCENE_LINEAR,
                            "--input-colorspace")
         wanted = space_name(config, output_space, MODEL_SPACE if dtype.kind == "u" else SCENE_LINEAR,

@@ -148,3 +148,12 @@ def test_read_frames_marks_a_gray_sequence_and_refuses_one_that_mixes_gray_and_r
     cv2.imwrite(str(tmp_path / "g.0003.png"), np.full((20, 20, 3), 9, np.uint8))
     with pytest.raises(UserError, match="differ in colour channels"):
         read_frames(tmp_path)
+
+
+def test_a_config_without_srgb_is_one_sentence(monkeypatch, tmp_path):
+    import PyOpenColorIO as ocio
+
+    (tmp_path / "raw.ocio").write_text(ocio.Config.CreateRaw().serialize())
+    monkeypatch.setenv("OCIO", str(tmp_path / "raw.ocio"))
+    with pytest.raises(UserError, match="has none of sRGB Encoded Rec.709 \\(sRGB\\), .*; the model's sRGB needs one"):
+        ModelFrames.prepare(Clip([np.zeros((2, 2, 3), np.uint8)], source_dtype="uint8"))
