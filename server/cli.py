@@ -93,6 +93,7 @@ def check_bind(bind: str, keys: Path | None, curve: bool) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     check_bind(args.bind, args.keys, args.curve)
+    jobs.check_state_dir(args.state_dir)
     for root in args.media_root:
         if not Path(root).is_dir():
             raise UserError(f"the media root {root} is not a folder.")
@@ -178,7 +179,7 @@ def cmd_edit_remote(args: argparse.Namespace) -> int:
         client.release(job)
     paths = write_frames(working.restore(result.frames), args.out, start=clip.first, fmt=args.format,
                          video=args.video, fps=clip.fps or 24.0, overwrite=args.overwrite,
-                         name=args.name)
+                         name=args.name, preview=result.frames)
     marker = args.out / "RANDOM_WEIGHTS.txt"
     if client.info.get("random_weights"):
         atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")

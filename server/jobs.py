@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from engine.errors import UserError
 from server.protocol import TERMINAL
 
 SCHEMA = """
@@ -98,6 +99,16 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def check_state_dir(path: Path) -> None:
+    """Refuse a state dir that holds someone else's files: the engine makes it 0700, which must
+    not happen to a folder the user keeps other things in."""
+    if path.is_dir() and any(path.iterdir()) and not (path / "jobs.sqlite3").exists():
+        raise UserError(f"the state dir {path} already holds other files; give --state-dir a new or empty folder "
+                        "(the engine makes it private to its user).")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"the state dir {path} is not a folder.")
+
+
 def folder_bytes(folder: Path) -> int:
     try:
         return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
@@ -107,6 +118,7 @@ def folder_bytes(folder: Path) -> int:
 
 class JobStore:
     def __init__(self, state_dir: Path, fsync: bool = True):
+        check_state_dir(Path(state_dir))
         self.dir = private_dir(Path(state_dir))
         private_dir(self.dir / "jobs")
         for tmp in (self.dir / "jobs").glob("*/.*.tmp*"):  # left by a write that was killed

@@ -259,3 +259,16 @@ def test_keep_results_takes_seconds_or_a_unit():
     for bad in ("", "7w", "d", "-1d", "0", "inf", "nan"):
         with pytest.raises(argparse.ArgumentTypeError):
             duration(bad)
+
+
+def test_a_state_dir_holding_other_files_is_refused_and_left_alone(tmp_path):
+    from engine.errors import UserError
+
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(UserError, match="already holds other files"):
+        JobStore(mine)
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o755 and (mine / "notes.txt").read_text() == "keep"
+    JobStore(tmp_path / "state").close()
+    JobStore(tmp_path / "state").close()  # the engine's own state dir opens again
