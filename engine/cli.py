@@ -188,7 +188,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     result.qc = numbered(result.qc, clip.first)
     written = working.restore(result.frames)
     paths = write_frames(written, args.out, start=clip.first, fmt=args.format, video=args.video,
-                         fps=clip.fps or 24.0, overwrite=args.overwrite, name=args.name)
+                         fps=clip.fps or 24.0, overwrite=args.overwrite, name=args.name, preview=result.frames)
     marker = args.out / "RANDOM_WEIGHTS.txt"
     if editor.models.random_weights:
         atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")

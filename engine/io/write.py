@@ -114,13 +114,15 @@ def write_frames(
     fps: float = 24.0,
     overwrite: bool = False,
     name: str = DEFAULT_NAME,
+    preview: Sequence[np.ndarray] | None = None,
 ) -> list[Path]:
     """Write frames as out_dir/frame_%06d.<ext> (or `name`'s pattern) numbered from `start`;
     return the paths in order.
 
     Frames are H×W, H×W×3 (RGB) or H×W×4 (RGBA) arrays; a Clip's alpha is written as a fourth
     channel. Dtypes: png uint8/uint16 (floats become 16-bit), tif uint8/uint16/float32, exr
-    float16/float32 (integers become 0-1 float32). `video` also writes an 8-bit H.264 file.
+    float16/float32 (integers become 0-1 float32). `video` also writes an 8-bit H.264 file, of
+    `preview` when given (display-referred frames, when the files are scene-linear).
     `check_output` runs first, so a clash (without `overwrite`) is refused before anything is
     written. Every file is then written in full to a temp file beside its target, and only then
     are they renamed into place, the video last. A failure before the renames leaves the
@@ -147,7 +149,7 @@ def write_frames(
         if video is not None:
             made += _make_folders(video.parent)
             staged[video] = _reserve(video)
-            video_io.write_video(staged[video], arrays, fps)
+            video_io.write_video(staged[video], arrays if preview is None else list(preview), fps)
         _rename_all(staged, overwrite)
         done = True
     except OSError as error:

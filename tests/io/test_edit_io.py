@@ -12,6 +12,7 @@ import pytest
 from engine.cli import main
 from engine.io import read_frames
 from engine.io.exr import write_exr
+from tests.io.test_colour import srgb_encode
 
 EDIT = ["--prompt", "add glasses", "--preset", "tiny", "--steps", "2", "--mode", "full", "--quiet"]
 
@@ -47,7 +48,8 @@ def test_a_linear_half_exr_comes_back_half_and_linear_with_values_above_one_unch
         frames.append(linear.astype(np.float16))
         write_exr(tmp_path / "in" / f"shot.{1001 + i}.exr", frames[-1])
     stats = tmp_path / "stats.json"
-    assert _edit(tmp_path / "in", tmp_path / "out", "--format", "exr", "--stats", str(stats)) == 0
+    assert _edit(tmp_path / "in", tmp_path / "out", "--format", "exr", "--stats", str(stats),
+                 "--video", str(tmp_path / "preview.mp4")) == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*.exr")) == ["shot_edit.1001.exr", "shot_edit.1002.exr"]
     back = read_frames(tmp_path / "out")
     assert back.source_dtype == "float16" and back.first == 1001
@@ -56,6 +58,9 @@ def test_a_linear_half_exr_comes_back_half_and_linear_with_values_above_one_unch
         assert got[:8, :8].tobytes() == source[:8, :8].tobytes()
         changed = (got != source).any(axis=-1)
         assert changed[8:].mean() > 0.9 and np.isfinite(got).all() and got[8:].max() <= 1.0
+    shown = read_frames(tmp_path / "preview.mp4").frames[0][8:] / 255.0  # the preview is display-referred
+    srgb = srgb_encode(np.clip(back.frames[0][8:], 0, 1))
+    assert abs(shown.mean() - srgb.mean()) < 0.02 and shown.mean() - back.frames[0][8:].mean() > 0.1
     qc = json.loads(stats.read_text())["qc"]
     assert qc["first_frame"] == 1001 and [b["frame"] for b in qc["crop_boxes"]] == [1001, 1002]
 
