@@ -1,12 +1,13 @@
 """Fuzzing: malformed, truncated, oversized, wrong-typed and out-of-order messages are each
 answered with a proper reply or an ERROR whose code names the client's mistake; `internal`
-(a server bug) fails the test. 10,000 seeded messages of 20 kinds against the real Service
+(a server bug) fails the test. 10,000 seeded messages of 21 kinds against the real Service
 in this process (replies checked one by one, in order), and Hypothesis against the real engine
 while a real job runs to completion (resident memory does not grow between two rounds)."""
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 
@@ -134,7 +135,7 @@ def test_fuzz_answers_everything_while_serving_a_real_job(engine, client, fuzz_s
     assert rss_after - rss_before < 64 * 2 ** 20, f"RSS grew by {(rss_after - rss_before) / 2 ** 20:.1f} MiB"
 
 
-# --- 10,000 seeded messages of 20 kinds, in process ---------------------------------------------
+# --- 10,000 seeded messages of 21 kinds, in process ---------------------------------------------
 
 SETTING_NAMES = [name for name, _, _ in documented_fields()]
 ODD = [None, True, False, -1, 0, 1.5, math.nan, math.inf, -math.inf, 1e308, 2 ** 63, -(2 ** 63), 2 ** 64 - 1, "",
@@ -158,41 +159,45 @@ def submit(rng: random.Random, **fields) -> dict:
 
 
 KINDS = {
-    "random_parts": lambda r: [r.randbytes(r.randrange(40)) for _ in range(r.randrange(1, 4))],
-    "bad_version_frame": lambda r: msg(header(r, "LIST"), version=r.choice(
+    "random_parts": lambda r, m: [r.randbytes(r.randrange(40)) for _ in range(r.randrange(1, 4))],
+    "bad_version_frame": lambda r, m: msg(header(r, "LIST"), version=r.choice(
         [b"", b"IPFD", b"IPFD0", b"IPFD01", b"IPFD+1", b"IPFD-1", b"IPFD 1", b"IPFD99999", b"ipfd1", b"HTTP/1.1"])),
-    "unsupported_version": lambda r: msg(header(r, "LIST"), version=b"IPFD" + str(r.randrange(2, 999)).encode()),
-    "not_a_map": lambda r: msg(r.choice([[1, 2], "LIST", 5, None, 1.5, b"x"])),
-    "not_msgpack": lambda r: [b"IPFD1", r.choice([b"\xc1", b"\x81", b"\x92\x01", b"\xdc\xff\xff"]) + r.randbytes(3)],
-    "truncated": lambda r: [b"IPFD1", msgpack.packb(submit(r, frames={"dtype": "uint8", "shape": [8, 8, 3],
+    "unsupported_version": lambda r, m: msg(header(r, "LIST"), version=b"IPFD" + str(r.randrange(2, 999)).encode()),
+    "not_a_map": lambda r, m: msg(r.choice([[1, 2], "LIST", 5, None, 1.5, b"x"])),
+    "not_msgpack": lambda r, m: [b"IPFD1", r.choice([b"\xc1", b"\x81", b"\x92\x01", b"\xdc\xff\xff"]) + r.randbytes(3)],
+    "truncated": lambda r, m: [b"IPFD1", msgpack.packb(submit(r, frames={"dtype": "uint8", "shape": [8, 8, 3],
                                                                        "count": 1}))[:r.randrange(1, 40)]],
-    "type_not_string": lambda r: msg({"type": odd(r), "id": r.randrange(100)}),
-    "unknown_type": lambda r: msg(header(r, r.choice(["", "submit", "ERROR", "RESULTS", "x" * 20]))),
-    "non_string_keys": lambda r: msg({**header(r, "LIST"), r.choice([1, 2.5, None, True]): 1}),
-    "bad_id": lambda r: msg({"type": "LIST", "id": odd(r)}),
-    "unknown_field": lambda r: msg(header(r, r.choice(list(P.REQUESTS)), **{"zz" + str(r.randrange(9)): 1})),
-    "wrong_field_type": lambda r: msg(header(r, (k := r.choice([k for k in P.REQUESTS if P.REQUESTS[k]])),
+    "type_not_string": lambda r, m: msg({"type": odd(r), "id": r.randrange(100)}),
+    "unknown_type": lambda r, m: msg(header(r, r.choice(["", "submit", "ERROR", "RESULTS", "x" * 20]))),
+    "non_string_keys": lambda r, m: msg({**header(r, "LIST"), r.choice([1, 2.5, None, True]): 1}),
+    "bad_id": lambda r, m: msg({"type": "LIST", "id": odd(r)}),
+    "unknown_field": lambda r, m: msg(header(r, r.choice(list(P.REQUESTS)), **{"zz" + str(r.randrange(9)): 1})),
+    "wrong_field_type": lambda r, m: msg(header(r, (k := r.choice([k for k in P.REQUESTS if P.REQUESTS[k]])),
                                              **{f: odd(r) for f in r.sample(sorted(P.REQUESTS[k]),
                                                                            1 + r.randrange(len(P.REQUESTS[k])))})),
-    "bad_setting": lambda r: msg(submit(r, settings={r.choice(SETTING_NAMES): odd(r)},
+    "bad_setting": lambda r, m: msg(submit(r, settings={r.choice(SETTING_NAMES): odd(r)},
                                         frames={"dtype": "uint8", "shape": [4, 4, 3], "count": 1}), b"\0" * 48),
-    "unknown_setting": lambda r: msg(submit(r, settings={r.choice(["stepz", "", "x" * 40]): 1},
+    "unknown_setting": lambda r, m: msg(submit(r, settings={r.choice(["stepz", "", "x" * 40]): 1},
                                             frames={"dtype": "uint8", "shape": [4, 4, 3], "count": 1}), b"\0" * 48),
-    "frames_mismatch": lambda r: msg(submit(r, frames={"dtype": r.choice(list(P.DTYPES)), "shape": [4, 4, 3],
+    "frames_mismatch": lambda r, m: msg(submit(r, frames={"dtype": r.choice(list(P.DTYPES)), "shape": [4, 4, 3],
                                                        "count": r.randrange(1, 4)}),
                                      *[r.randbytes(r.randrange(200)) for _ in range(r.randrange(5))]),
-    "bad_frames_descriptor": lambda r: msg(submit(r, frames={"dtype": odd(r), "shape": odd(r), "count": odd(r)})),
-    "bad_paths": lambda r: msg(submit(r, **r.choice([{"input": {"path": odd(r)}},
+    "bad_frames_descriptor": lambda r, m: msg(submit(r, frames={"dtype": odd(r), "shape": odd(r), "count": odd(r)})),
+    "bad_paths": lambda r, m: msg(submit(r, **r.choice([{"input": {"path": odd(r)}},
                                                      {"input": {"path": "/x", "range": odd(r)}},
                                                      {"input": {"path": "/x"}, "output": {"mode": "path",
                                                                                           "dir": odd(r)}},
                                                      {"input": {"path": r.choice(["rel", "/a/../b", "/etc"])}}]))),
-    "both_or_neither_input": lambda r: msg(submit(r, **r.choice([{}, {"input": {"path": "/x"},
+    "paths_in_the_media_root": lambda r, m: msg(submit(r, input={"path": m + r.choice(
+        ["/fifo.png", "/missing.png", "/shot/frame_%06d.png", "/shot/frame_%d.exr", "/shot/", "/link", "/shot/x\x00"])},
+        output=r.choice([{"mode": "inline"}, {"mode": "path", "dir": m}, {"mode": "path", "dir": m + "/fifo.png"},
+                         {"mode": "path", "dir": m + "/o", "video": m + "/fifo.png"}]))),
+    "both_or_neither_input": lambda r, m: msg(submit(r, **r.choice([{}, {"input": {"path": "/x"},
                                                                        "frames": {"dtype": "uint8", "shape": [1, 1, 3],
                                                                                   "count": 1}}]))),
-    "unknown_job": lambda r: msg(header(r, r.choice(["RESULT", "CANCEL", "RELEASE", "STATUS"]),
+    "unknown_job": lambda r, m: msg(header(r, r.choice(["RESULT", "CANCEL", "RELEASE", "STATUS"]),
                                         job=f"nope{r.randrange(10 ** 6)}")),
-    "bad_token_and_paging": lambda r: msg(r.choice([header(r, "SHUTDOWN", token="wrong"),
+    "bad_token_and_paging": lambda r, m: msg(r.choice([header(r, "SHUTDOWN", token="wrong"),
                                                     header(r, "RESULT", job="j", offset=odd(r)),
                                                     header(r, "RESULT", job="j", count=odd(r))])),
 }
@@ -215,12 +220,16 @@ def test_ten_thousand_malformed_messages_are_answered_in_order_and_never_interna
     rng = random.Random(11)
     tally: dict = {}
     t0 = time.monotonic()
-    with InProcess(tmp_path / "state") as eng:
+    media = tmp_path / "media"  # a media root with an empty sequence folder, a FIFO and a link out
+    (media / "shot").mkdir(parents=True)
+    os.mkfifo(media / "fifo.png")
+    (media / "link").symlink_to("/etc")
+    with InProcess(tmp_path / "state", media_roots=[str(media)]) as eng:
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(eng.address)
         for _ in range(10_000 // 50):  # windows of 50 pipelined messages, well under the HWMs
-            batch = [(kind, KINDS[kind](rng)) for kind in rng.choices(list(KINDS), k=50)]
+            batch = [(kind, KINDS[kind](rng, str(media))) for kind in rng.choices(list(KINDS), k=50)]
             for _, parts in batch:
                 sock.send_multipart(parts)
             for kind, parts in batch:
