@@ -172,8 +172,8 @@ class JobStore:
              json.dumps(job.stats, default=str) if job.stats is not None else None,
              job.code, job.error, job.created, job.started, job.finished, job.attempts))
 
-    def _persist(self, job: Job) -> bool:
-        """Write the row (and any left over from a full disk); False when the database refused it."""
+    def _persist(self, job: Job) -> None:
+        """Write the row, and those left over from a full disk; keep it for later if the database refuses."""
         try:
             self._save(job)
             self.unsaved.discard(job.id)
@@ -186,8 +186,6 @@ class JobStore:
                 self.unsaved.discard(job_id)
         except sqlite3.Error:
             self.unsaved.add(job.id)
-            return False
-        return True
 
     def write(self, path: Path, chunks: Iterable[Any]) -> int:
         """A private file under the state dir, written atomically (the seam tests use to fill the disk)."""
@@ -220,6 +218,7 @@ class JobStore:
                           attempts=(retry_of.attempts + 1) if retry_of else 1)
                 self._save(job)
                 self.seq += 1
+                self.unreleased.discard(job_id)  # the id is in use again: its row must stay
         except BaseException:
             if new:
                 shutil.rmtree(folder, ignore_errors=True)
