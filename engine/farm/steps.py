@@ -1,0 +1,279 @@
+"""The work of each farm step, on one node.
+
+In: the job spec, the shot, the output and job folders, the node's device, a `TaskStatus`.
+Out: files. `keyframes`: the face plan and `keyframes.safetensors` (each keyframe's encoded
+source latent and its edited clean latent) in the job folder, and the measured bytes per
+keyframe. `propagate(chunk)`: the chunk's frames, written with the source's frame numbers
+(only its own names, replaced if there — a retried task rewrites exactly its frames).
+`assemble`: QC over the whole shot, report, contact sheet, preview movie and `done`; it
+never writes a frame.
+
+A chunk rebuilds the attn1 outputs of the keyframes bracketing it by running the engine's
+own `invert` and `edit` on the sub-clip "keyframes of the attention groups they depend on +
+the chunk's frames" (`engine.farm.split`): the keyframe calls are the shot's calls, with the
+same inputs, so the rebuilt keyframes are bit-identical to the keyframes step's on the same
+kind of node (checked; a node whose arithmetic differs is refused) and their decoded frames
+come from the keyframes step's latents. Storing x_t per step would not save the rebuild: the
+attn1 outputs need ε2 run on those keyframes anyway, which gives their x_t for free.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.attention import PassState
+from engine.edit import edit as edit_latents
+from engine.editor import Editor, _as_float_frames, _check_clip, _hooked, _model_size, _resize, _to_output
+from engine.errors import UserError
+from engine.farm.spec import FarmSpec, JobFolder
+from engine.farm.split import bracketing, needed_groups, sub_plan
+from engine.farm.status import TaskStatus
+from engine.invert import decode, encode, invert
+from engine.keyframes import KeyframePlan, plan_keyframes
+from engine.meter import Meter
+from engine.models import Models
+from engine.schedule import Schedule
+from engine.settings import Settings
+
+REBUILD_TOLERANCE = 1e-4
+"""Largest difference allowed between a chunk's rebuilt keyframe latents and the keyframes
+step's (bit-identical on one kind of node; other GPUs or libraries round differently)."""
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _settings(spec: FarmSpec, device: str | None) -> Settings:
+    settings = spec.edit_settings()
+    return settings.replace(device=device) if device else settings
+
+
+def _editor(spec: FarmSpec, settings: Settings) -> Editor:
+    return Editor(spec.preset or spec.model or "stabilityai/stable-diffusion-2-1-base",
+                  identity=spec.identity_model, direction=spec.direction_model, device=settings.device,
+                  dtype=settings.dtype, model_config=spec.model_config)
+
+
+def _read(spec: FarmSpec, shot: str, start: int, stop: int):
+    """Frames start..stop-1 of the shot (clip indices) as the editor sees them (`ModelFrames`)."""
+    from engine.io import read_frames
+    from engine.io.colour import ModelFrames
+
+    clip = read_frames(shot, (spec.first + start, spec.first + stop - 1))
+    if len(clip.frames) != stop - start or clip.first != spec.first + start:
+        raise UserError(f"{shot} no longer holds frames {spec.first + start}-{spec.first + stop - 1} "
+                        "as it did when the job was bundled.")
+    return ModelFrames.prepare(clip, spec.input_colorspace, spec.output_colorspace, spec.format)
+
+
+def _clip_of(plan) -> tuple[int, list[int]]:
+    """(first crop index, the shot frame of each crop) of the one edited subject."""
+    if len(plan.groups) != 1:
+        raise UserError("a farm job edits one face: set --face-subject to a track number, or use --mode full.")
+    a, b = plan.groups[0]
+    return a, list(plan.crop_frames[a:b])
+
+
+def _edit_sub(models: Models, latents: torch.Tensor, sub: KeyframePlan, settings: Settings, prompt: str,
+              meter: Meter) -> torch.Tensor:
+    """The engine's inversion and edit of a sub-clip with its own keyframe plan."""
+    schedule = Schedule.build(models.scheduler_config, settings, models.device)
+    state = PassState()
+    with _hooked(models, state):
+        with meter.stage("invert"):
+            inv = invert(models, latents, sub, schedule, settings, meter, state)
+        with meter.stage("edit"):
+            return edit_latents(models, inv, prompt, settings, meter, state)
+
+
+def _meter(models: Models, sub: KeyframePlan, settings: Settings, status: TaskStatus) -> Meter:
+    branches = 2 if settings.guidance_scale > 1 else 1
+    planned = sub.n_frames * settings.steps * (1 + branches) + len(sub.keyframes) * Schedule.attn_steps_of(settings)
+    return Meter(models.device, planned, status.engine)
+
+
+def _crops_latents(models: Models, crops: list[np.ndarray], settings: Settings, meter: Meter) -> torch.Tensor:
+    """The crops encoded as `Editor.edit_crops` encodes them."""
+    stack, _ = _as_float_frames(crops)
+    size = _model_size(*stack.shape[1:3], settings, models.unet_multiple)
+    pixels = torch.from_numpy(_resize(stack, size)).permute(0, 3, 1, 2)
+    return encode(models, pixels, meter, settings.vae_batch_size)
+
+
+def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str | None, status: TaskStatus,
+              editor: Editor | None = None) -> dict:
+    """Step 1; `editor`: models already loaded for this spec (else loaded here)."""
+    from engine.cli import atomic_write_text
+    from engine.faces import load_detector, prepare
+    from engine.prompts import check_prompt
+
+    settings = _settings(spec, device)
+    prompt = check_prompt(spec.prompt)
+    status.stage("reading the shot and finding the face", 0, 10)
+    working = _read(spec, shot, 0, spec.count)
+    _check_clip(working.frames, prompt)
+    editor = editor or _editor(spec, settings)
+    m = editor.models
+    plan = prepare(working.frames, settings, native=m.native_resolution,
+                   detector=load_detector(settings.face_detector, settings.face_models))
+    if not plan.crops:
+        raise UserError(f"no usable frame: {plan.notes[0]}.")
+    a, frames = _clip_of(plan)
+    settings = settings.replace(resolution=None)  # crops are model-sized already, as in Editor.edit
+    kplan = plan_keyframes(len(frames), settings)
+    sub, members = sub_plan(kplan, [], list(range(len(kplan.attention_groups))))
+    status.stage(f"editing {len(members)} keyframes jointly", 10, 95)
+    meter = _meter(m, sub, settings, status)
+    with meter.stage("encode"):
+        source = _crops_latents(m, [plan.crops[a + f] for f in members], settings, meter)
+    edited = _edit_sub(m, source, sub, settings, prompt, meter)
+    status.stage("writing the keyframe data", 95, 100)
+    tensors = {"source": source.cpu().contiguous(), "edited": edited.cpu().contiguous()}
+    job.root.mkdir(parents=True, exist_ok=True)
+    _atomic_bytes(job.face_plan, pickle.dumps(plan))
+    tmp = job.keyframes.with_name(f".{job.keyframes.name}.tmp")
+    save_file(tensors, str(tmp), metadata={"keyframes": json.dumps(list(kplan.keyframes))})
+    tmp.replace(job.keyframes)
+    marker = out / "RANDOM_WEIGHTS.txt"
+    if m.random_weights:
+        atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")
+    stats = meter.stats(len(members))
+    stats.update(keyframes=len(members), bytes_per_keyframe=job.keyframes.stat().st_size / len(members),
+                 face_plan_bytes=job.face_plan.stat().st_size, model=m.identity_string, device=str(m.device))
+    atomic_write_text(job.stats, json.dumps(stats, indent=1, default=str))
+    status.progress(1.0)
+    status.status(f"{len(members)} keyframes edited; {stats['bytes_per_keyframe'] / 1024:.0f} KiB per keyframe")
+    return stats
+
+
+def _load_keyframes(job: JobFolder, kplan: KeyframePlan) -> dict[str, torch.Tensor]:
+    if not job.keyframes.exists() or not job.face_plan.exists():
+        raise UserError(f"{job.root} holds no keyframe data: run the Keyframes step first.")
+    data = load_file(str(job.keyframes))
+    if data["edited"].shape[0] != len(kplan.keyframes):
+        raise UserError(f"{job.keyframes} was made for other keyframes; run the Keyframes step again.")
+    return data
+
+
+def propagate(spec: FarmSpec, chunk: int, shot: str, out: Path, job: JobFolder, device: str | None,
+              status: TaskStatus, editor: Editor | None = None) -> dict:
+    """Step 2 for one chunk; `editor` as for `keyframes`."""
+    from engine.cli import atomic_write_text
+    from engine.faces.paste import paste_crop
+    from engine.io import write_frames
+    from engine.prompts import check_prompt
+
+    if not 0 <= chunk < len(spec.chunks):
+        raise UserError(f"chunk {chunk} does not exist; this job has chunks 0-{len(spec.chunks) - 1}.")
+    start, stop = spec.chunks[chunk]
+    settings = _settings(spec, device).replace(resolution=None)
+    prompt = check_prompt(spec.prompt)
+    status.stage(f"chunk {chunk}: frames {spec.first + start}-{spec.first + stop - 1}", 0, 5)
+    if not job.face_plan.exists():
+        raise UserError(f"{job.root} holds no keyframe data: run the Keyframes step first.")
+    plan = pickle.loads(job.face_plan.read_bytes())
+    a, frames = _clip_of(plan)
+    working = _read(spec, shot, start, stop)
+    mine = [c for c, f in enumerate(frames) if start <= f < stop]
+    pasted = [np.array(f, copy=True) for f in working.frames]
+    stats: dict = {"chunk": chunk, "frames": stop - start}
+    if mine:
+        m = (editor or _editor(spec, settings)).models
+        kplan = plan_keyframes(len(frames), settings)
+        data = _load_keyframes(job, kplan)
+        sub, members = sub_plan(kplan, mine, needed_groups(kplan, bracketing(kplan, mine)))
+        row = {f: p for p, f in enumerate(kplan.keyframes)}
+        others = [f for f in members if f not in row]
+        status.stage(f"rebuilding {len(sub.keyframes)} keyframes and editing {len(others)} frames", 5, 90)
+        meter = _meter(m, sub, settings, status)
+        crop = np.asarray(plan.crops[a + mine[0]])
+        size, dtype = crop.shape[:2], crop.dtype  # what Editor.edit_crops gives back
+        with meter.stage("encode"):
+            fresh = _crops_latents(m, [plan.crops[a + f] for f in others], settings, meter) if others else None
+        x = _edit_sub(m, torch.stack([data["source"][row[f]].to(m.device) if f in row else fresh[others.index(f)]
+                                      for f in members]), sub, settings, prompt, meter)
+        kf_rows = [i for i, f in enumerate(members) if f in row]
+        kept = data["edited"][[row[members[i]] for i in kf_rows]]
+        gap = (x[kf_rows].cpu() - kept).abs().max().item()
+        if gap > REBUILD_TOLERANCE:
+            raise UserError(f"this node rebuilds the keyframes {gap:.2g} away from the Keyframes step's result; "
+                            "run the job on nodes of one kind (GPU model, drivers, library versions).")
+        status.stage("decoding and pasting", 90, 98)
+        final = {f: data["edited"][row[f]] if f in row else x[i].cpu() for i, f in enumerate(members)}
+        with meter.stage("decode"):
+            images = decode(m, torch.stack([final[c] for c in mine]).to(m.device), meter, settings.vae_batch_size)
+        crops = _to_output(images.permute(0, 2, 3, 1).numpy(), size, dtype)
+        for crop, c in zip(crops, mine):
+            pasted[frames[c] - start] = paste_crop(working.frames[frames[c] - start], a + c, crop, plan, settings)
+        stats.update(meter.stats(len(mine)), rebuilt_keyframes=len(sub.keyframes), rebuild_gap=gap)
+    status.stage("writing frames", 98, 100)
+    paths = write_frames(working.restore(pasted), out, start=spec.first + start, fmt=spec.format, overwrite=True)
+    atomic_write_text(job.chunk_stats(chunk), json.dumps(stats, indent=1, default=str))
+    status.progress(1.0)
+    status.status(f"chunk {chunk}: wrote {len(paths)} frames")
+    return stats
+
+
+def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskStatus) -> dict:
+    from engine.cli import atomic_write_text
+    from engine.demo import contact_sheet
+    from engine.io import read_frames
+    from engine.io.colour import ModelFrames
+    from engine.io.video import to_rgb8, write_video
+    from engine.metrics import qc as measure
+    from engine.metrics.quality import numbered
+    from engine.metrics.report import render_report, summary
+
+    settings = spec.edit_settings()
+    status.stage("reading the shot and the edited frames", 0, 20)
+    if not job.face_plan.exists():
+        raise UserError(f"{job.root} holds no keyframe data: run the Keyframes step first.")
+    plan = pickle.loads(job.face_plan.read_bytes())
+    working = _read(spec, shot, 0, spec.count)
+    written = read_frames(out, (spec.first, spec.first + spec.count - 1))
+    if len(written.frames) != spec.count:
+        raise UserError(f"{out} holds {len(written.frames)} of the shot's {spec.count} frames; "
+                        "run the missing Propagate tasks first.")
+    edited = ModelFrames.prepare(written, working.output_space, working.output_space, spec.format).frames
+    status.stage("identity QC", 20, 80)
+    embedder = None
+    if plan.mode == "crop" and plan.crops and settings.qc_every:
+        from engine.metrics.embed import load_embedder
+
+        embedder = load_embedder(settings.face_embedder, settings.face_models)
+    record = numbered(measure(working.frames, edited, plan, embedder=embedder, settings=settings),
+                      spec.first) if settings.qc_every else None
+    status.stage("report, contact sheet and preview", 80, 100)
+    if record is not None:
+        atomic_write_text(job.qc, json.dumps(record, indent=1, default=str))
+        render_report(working.frames, edited, record, job.report)
+        status.status("QC: " + summary(record))
+    rgb = [to_rgb8(f) for f in working.frames], [to_rgb8(f) for f in edited]
+    sheet = contact_sheet(*rgb, f"{spec.prompt} (farm)")
+    _atomic_bytes(job.contact_sheet, _png(sheet))
+    write_video(job.preview, rgb[1], written.fps or 24.0)
+    done = {"frames": spec.count, "first": spec.first, "drifted_frames": (record or {}).get("drifted_frames"),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write_text(job.done, json.dumps(done, indent=1))
+    status.progress(1.0)
+    return done
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    import cv2
+
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("PNG encoding of the contact sheet failed")
+    return data.tobytes()
