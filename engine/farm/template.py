@@ -23,9 +23,10 @@ from engine.farm.spec import FarmSpec
 
 
 def _no_expressions(text: str) -> str:
-    """JSON with every `{` inside a string written as \\u007b, so nothing in it reads as an
-    OpenJD `{{ expression }}` (structural braces of json.dumps are never doubled)."""
-    return re.sub(r'"(?:[^"\\]|\\.)*"', lambda m: m.group(0).replace("{", "\\u007b"), text)
+    """JSON with every brace inside a string written as \\u007b / \\u007d, so nothing in it reads
+    as an OpenJD `{{ expression }}` (the structural braces of indented json.dumps never pair up)."""
+    return re.sub(r'"(?:[^"\\]|\\.)*"',
+                  lambda m: m.group(0).replace("{", "\\u007b").replace("}", "\\u007d"), text)
 
 
 def _step(name: str, spec_json: str, args: list[str], **extra) -> dict:

@@ -1,4 +1,4 @@
-"""A small shot (10 PNG frames numbered from 1001, no face: the whole frame is edited), the
+"""A small shot (10 PNG frames numbered from 1001; full mode: the whole frame is edited), the
 tiny preset at few steps with several keyframe attention groups, and helpers that run the
 farm steps in this process."""
 
