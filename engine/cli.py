@@ -22,7 +22,7 @@ from engine.settings import Settings
 # Modules that add their own subcommands through `register(subparsers)`; each lives with
 # the code it drives (server, faces, training, plugins), so this file stays the dispatcher.
 COMMAND_MODULES = ("engine.faces.cli", "engine.training.cli", "server.cli", "plugin_resolve.cli",
-                   "plugin_ofx.install")
+                   "plugin_ofx.install", "engine.farm.cli")
 
 # Short flag names the issue tracker and users know, besides the generated ones.
 ALIASES = {"guidance_scale": ["--guidance"], "face_mode": ["--mode"]}
