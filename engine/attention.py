@@ -8,9 +8,10 @@ the UNet back exactly as it was. What a pass does is chosen by `PassState.mode`:
 - `source`: plain per-frame attention (ε1 on the source trajectory); captures the attn1
   input tokens of every block (for correspondences), the attn1 q/k of the injection layers
   and the conv feature, as requested.
-- `keyframes`: ε2 on the keyframes; injected q/k (PnP) at the injection layers, extended
-  attention of each keyframe over its keyframe group as one SDPA call per group, attn1
-  outputs kept for propagation.
+- `keyframes`: ε2 on the keyframes of one call; injected q/k (PnP) at the injection layers,
+  extended attention of each keyframe group over its key keyframes as one SDPA call per
+  group — keys of keyframes denoised in an earlier call come from `kv_bank`, where every call
+  leaves the keys/values later groups need; attn1 outputs kept for propagation.
 - `propagate`: ε2 on other frames; attn1 output replaced by keyframe outputs gathered
   through the nearest-neighbour indices and blended by temporal distance.
 The conv feature is injected in `keyframes` and `propagate` passes when given.
@@ -51,10 +52,16 @@ class PassState:
     tokens: dict[str, torch.Tensor] = field(default_factory=dict)
     qk: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     conv: torch.Tensor | None = None
-    # keyframe pass
+    # keyframe pass: the call's keyframe positions (batch order), its attention groups, the
+    # positions whose attn1 keys/values later calls need, and those kept so far per layer
     inject_qk: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    call: tuple[int, ...] = ()
     groups: tuple = ()
+    keep: frozenset = frozenset()
+    kv_bank: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
     kf_out: dict[str, torch.Tensor] = field(default_factory=dict)
+    """keyframes: per layer the call's attn1 outputs [C, n, S, D]; propagate: those of the
+    batch's keyframes, indexed by `past` / `future`."""
     # propagate pass: per layer (idx_past, idx_future) [B, S], and the batch's keyframe links
     nn: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     past: torch.Tensor | None = None
@@ -117,15 +124,25 @@ class SelfAttentionProcessor:
             src_q, src_k = st.inject_qk[self.layer]
             q = src_q.to(q.dtype).unsqueeze(0).expand_as(q)
             k = src_k.to(k.dtype).unsqueeze(0).expand_as(k)
+        local = {p: i for i, p in enumerate(st.call or range(q.shape[1]))}
+        bank = st.kv_bank.setdefault(self.layer, {})
+        for p in st.keep:
+            bank[p] = (k[:, local[p]].clone(), v[:, local[p]].clone())
+
+        def tokens(t: torch.Tensor, which: int, keys: tuple[int, ...]) -> torch.Tensor:
+            """[C, len(keys)·S, D]: the keys' tokens in position order, from this call or the bank."""
+            if all(p in local for p in keys):
+                return t[:, [local[p] for p in keys]].flatten(1, 2)
+            return torch.cat([t[:, local[p]] if p in local else bank[p][which] for p in keys], dim=1)
+
         out = torch.empty_like(v)
         n_kf, s, d = v.shape[1:]
         for queries, keys in st.groups:
-            qi, ki = list(queries), list(keys)
-            # One call per group: all its keyframes' queries against the concatenated
+            qi = [local[p] for p in queries]
+            # One SDPA call per group: all its keyframes' queries against the concatenated
             # tokens of its key keyframes; K/V are never repeated per keyframe.
             qg = _heads(q[:, qi].reshape(c, len(qi) * s, d), attn.heads)
-            kg = _heads(k[:, ki].reshape(c, len(ki) * s, d), attn.heads)
-            vg = _heads(v[:, ki].reshape(c, len(ki) * s, d), attn.heads)
+            kg, vg = _heads(tokens(k, 0, keys), attn.heads), _heads(tokens(v, 1, keys), attn.heads)
             out[:, qi] = _merge(F.scaled_dot_product_attention(qg, kg, vg, scale=attn.scale)).view(c, len(qi), s, d)
         return out.view(c * n_kf, s, d)
 

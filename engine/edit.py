@@ -1,13 +1,17 @@
 """Editing with ε2, guided by ε1's features (paper Sec. 3.2 and 4; TokenFlow + PnP).
 
 In: an `Inversion` (trajectory, keyframe plan, schedule, maybe cached features), the
-target prompt and `Settings`. Out: the edited clean latents [N, 4, h, w]. At every step:
-  a. ε1's source features: from the cache, or recomputed on the source trajectory;
-  b. the keyframes denoised jointly by ε2 (extended attention, injected q/k and conv
-     feature, classifier-free guidance with the negative prompt);
-  c. every other frame denoised by ε2 with its attn1 output propagated from its past and
-     future keyframes through nearest-neighbour correspondences;
-  d. one scheduler step for all frames.
+target prompt and `Settings`. Out: the edited clean latents [N, 4, h, w]. At every step,
+call by call in the order of `KeyframePlan.calls` (no UNet call holds more than one
+keyframe group or `batch_size` other frames, × guidance branches):
+  a. a keyframe group: ε1's q/k and conv feature for it (cached mode: ε1 re-run on the
+     cached keyframe latents during the attention-injection steps, else the cached conv
+     feature; recompute: ε1 on the source trajectory), then ε2 on the group (extended
+     attention over its key keyframes — earlier groups' keys/values kept from their calls —,
+     injected q/k and conv feature, classifier-free guidance with the negative prompt);
+  b. a batch of other frames, once its past and future keyframes are done: ε2 with its attn1
+     output propagated from them through nearest-neighbour correspondences;
+  then one scheduler step for all frames. Features of keyframes no later call needs are dropped.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import torch
 
 from engine.attention import PassState
 from engine.invert import Inversion
+from engine.keyframes import Call
 from engine.meter import Meter
 from engine.models import Models
 from engine.settings import Settings
-from engine.source import run_source
+from engine.source import by_position, match, source_call
 
 
 def _guided(eps: torch.Tensor, branches: int, scale: float) -> torch.Tensor:
@@ -29,56 +34,106 @@ def _guided(eps: torch.Tensor, branches: int, scale: float) -> torch.Tensor:
     return uncond + scale * (cond - uncond)
 
 
+class _Step:
+    """One edit step: ε1's features per call and ε2's calls, sharing what earlier calls left."""
+
+    def __init__(self, models: Models, inv: Inversion, settings: Settings, meter: Meter, state: PassState,
+                 text: torch.Tensor, source_emb: torch.Tensor, step: int, t: torch.Tensor):
+        self.m, self.inv, self.settings, self.meter, self.state = models, inv, settings, meter, state
+        self.text, self.source_emb, self.i, self.t = text, source_emb, step, t
+        schedule = inv.schedule
+        self.j = schedule.inversion_step_of(step)
+        self.inject_attn, self.inject_conv = schedule.injects_attn(step), schedule.injects_conv(step)
+        self.source = None if inv.cached else inv.latents(schedule.steps - step)
+        self.branches = 2 if settings.guidance_scale > 1.0 else 1
+        self.row = {f: r for r, f in enumerate(inv.plan.others)}
+        self.kf_out: dict[int, dict[str, torch.Tensor]] = {}
+        self.kf_tokens: dict[int, dict[str, torch.Tensor]] = {}
+        state.kv_bank = {}
+
+    def _source(self, frames: list[int], stage: str, x: torch.Tensor | None = None, **capture):
+        x = self.source[frames] if x is None else x
+        return source_call(self.m.identity, self.state, self.meter, x, self.t, self.source_emb, stage=stage,
+                           step=self.i, **capture)
+
+    def _direction(self, stage: str, x: torch.Tensor, frames: list[int]) -> torch.Tensor:
+        c = self.branches
+        out = self.meter.unet(stage, self.m.direction.activate(), x[frames].repeat(c, 1, 1, 1), self.t,
+                              self.text.repeat_interleave(len(frames), dim=0), self.i)
+        return _guided(out, c, self.settings.guidance_scale)
+
+    def keyframes(self, call: Call, x: torch.Tensor) -> torch.Tensor:
+        plan, st, store = self.inv.plan, self.state, self.inv.store
+        positions = plan.positions(call)
+        qk = conv = None
+        if not self.inv.cached:
+            src = self._source(list(call.frames), "source", tokens=True, qk=self.inject_attn, conv=self.inject_conv)
+            self.kf_tokens.update(by_position(src.tokens, positions))
+            qk, conv = (src.qk if self.inject_attn else None), src.conv
+        elif self.inject_attn:
+            x_src = store.get(("x_kf", self.j), rows=list(positions))
+            src = self._source([], "keyframe_source", x_src, qk=True, conv=self.inject_conv)
+            qk, conv = src.qk, src.conv
+        elif self.inject_conv:
+            conv = store.get(("conv_kf", self.j), rows=list(positions))
+        st.mode, st.branches, st.inject_qk, st.inject_conv = "keyframes", self.branches, qk, conv
+        st.call, st.groups, st.keep = positions, tuple(plan.attention_groups[g] for g in call.groups), \
+            plan.kept_for_later(call)
+        st.kf_out = {}
+        eps = self._direction("keyframes", x, list(call.frames))
+        for n, p in enumerate(positions):
+            self.kf_out[p] = {layer: out[:, n] for layer, out in st.kf_out.items()}
+        st.kf_out, st.inject_qk, st.inject_conv = {}, None, None
+        return eps
+
+    def others(self, call: Call, x: torch.Tensor) -> torch.Tensor:
+        plan, st, store = self.inv.plan, self.state, self.inv.store
+        frames = list(call.frames)
+        past, future = plan.past[frames], plan.future[frames]
+        if self.inv.cached:
+            rows = [self.row[f] for f in frames]
+            nn = store.get(("nn", self.j), rows=rows)
+            conv = store.get(("conv", self.j), rows=rows) if self.inject_conv else None
+        else:
+            src = self._source(frames, "source", tokens=True, conv=self.inject_conv)
+            nn, conv = match(src.tokens, self.kf_tokens, past, future), src.conv
+        needed = sorted({int(p) for p in past} | {int(p) for p in future})
+        local = {p: n for n, p in enumerate(needed)}
+        dev = x.device
+        st.mode, st.branches, st.nn, st.inject_conv = "propagate", self.branches, nn, conv
+        st.kf_out = {layer: torch.stack([self.kf_out[p][layer] for p in needed], dim=1)
+                     for layer in self.kf_out[needed[0]]}
+        st.past = torch.as_tensor([local[int(p)] for p in past], device=dev)
+        st.future = torch.as_tensor([local[int(p)] for p in future], device=dev)
+        st.w_past = torch.as_tensor(plan.w_past[frames], device=dev)
+        eps = self._direction("propagation", x, frames)
+        st.kf_out, st.nn, st.inject_conv = {}, {}, None
+        return eps
+
+    def release(self, positions: tuple[int, ...]) -> None:
+        for p in positions:
+            self.kf_out.pop(p, None)
+            self.kf_tokens.pop(p, None)
+            for bank in self.state.kv_bank.values():
+                bank.pop(p, None)
+
+
 @torch.no_grad()
 def edit(models: Models, inv: Inversion, prompt: str, settings: Settings, meter: Meter,
          state: PassState) -> torch.Tensor:
-    plan, schedule = inv.plan, inv.schedule
+    schedule = inv.schedule
     branches = 2 if settings.guidance_scale > 1.0 else 1
     target = models.encode_prompt(prompt)
     text = torch.cat([models.encode_prompt(settings.negative_prompt), target]) if branches == 2 else target
     source_emb = models.encode_prompt(settings.source_prompt)
-
-    def embeddings(n: int) -> torch.Tensor:
-        return text.repeat_interleave(n, dim=0)
-
-    dev = models.device
-    kf = list(plan.keyframes)
-    past, future = torch.as_tensor(plan.past, device=dev), torch.as_tensor(plan.future, device=dev)
-    w_past = torch.as_tensor(plan.w_past, device=dev)
-    others = torch.as_tensor(plan.others, device=dev, dtype=torch.long)
+    calls = inv.plan.calls(settings.batch_size)
     x = inv.latents(schedule.steps)
-
     for i, t in schedule.edit_timesteps():
-        inject_attn, inject_conv = schedule.injects_attn(i), schedule.injects_conv(i)
-        if inv.cached:
-            j = schedule.inversion_step_of(i)
-            kf_qk = inv.store.get(("kf_qk", j)) if inject_attn else None
-            conv = inv.store.get(("conv", j)) if inject_conv else None
-            nn = inv.store.get(("nn", j))
-        else:
-            src = run_source(models.identity, plan, state, meter, inv.latents(schedule.steps - i), t, source_emb,
-                             batch_size=settings.batch_size, step=i, stage="source",
-                             want_nn=True, want_qk=inject_attn, want_conv=inject_conv)
-            kf_qk, conv, nn = src.kf_qk, src.conv, src.nn
-
-        unet = models.direction.activate()
+        step = _Step(models, inv, settings, meter, state, text, source_emb, i, t)
         eps = torch.empty_like(x)
-        state.branches = branches
-        state.mode, state.inject_qk, state.groups = "keyframes", kf_qk, plan.attention_groups
-        state.inject_conv = conv[kf] if conv is not None else None
-        state.kf_out = {}
-        out = meter.unet("keyframes", unet, x[kf].repeat(branches, 1, 1, 1), t, embeddings(len(kf)), i)
-        eps[kf] = _guided(out, branches, settings.guidance_scale)
-
-        state.mode = "propagate"
-        for lo in range(0, len(others), settings.batch_size):
-            hi = lo + settings.batch_size
-            frames = others[lo:hi]
-            state.nn = {layer: (p[lo:hi], f[lo:hi]) for layer, (p, f) in nn.items()}
-            state.past, state.future, state.w_past = past[frames], future[frames], w_past[frames]
-            state.inject_conv = conv[frames] if conv is not None else None
-            out = meter.unet("propagation", unet, x[frames].repeat(branches, 1, 1, 1), t, embeddings(len(frames)), i)
-            eps[frames] = _guided(out, branches, settings.guidance_scale)
-        state.kf_out, state.nn, state.inject_qk, state.inject_conv = {}, {}, None, None
+        for call in calls:
+            eps[list(call.frames)] = (step.keyframes if call.groups else step.others)(call, x)
+            step.release(call.release)
+        state.kv_bank = {}
         x = schedule.forward.step(eps, t, x).prev_sample
     return x

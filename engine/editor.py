@@ -143,8 +143,11 @@ class Editor:
 
     def __init__(self, model: str = DEFAULT_MODEL, *, identity: str | None = None, direction: str | None = None,
                  device: str = "auto", dtype: str = "auto", model_config: str | None = None,
-                 models: Models | None = None):
+                 models: Models | None = None, cache_folder: str | Path | None = None):
+        """`cache_folder`: where an inversion larger than `Settings.cache_host_bytes` spills
+        (the engine server passes its state folder); default the system temp folder."""
         start = time.perf_counter()
+        self.cache_folder = cache_folder
         self.models = models or load_models(model, identity=identity, direction=direction,
                                             device=device, dtype=dtype, config=model_config)
         self.load_seconds = time.perf_counter() - start
@@ -167,7 +170,7 @@ class Editor:
         from engine.faces import prepare
 
         settings = settings or Settings()
-        plan = prepare(frames, settings,
+        plan = prepare(frames, settings, native=self.models.native_resolution,
                        detector=self._face_model("detector", settings.face_detector, settings.face_models))
         if len(plan.groups) != 1:
             raise UserError("an inversion covers one face: set face_subject to a track number, or use full mode.")
@@ -186,7 +189,8 @@ class Editor:
             latents = encode(m, pixels, meter, settings.vae_batch_size)
         with meter.stage("invert"):
             schedule = Schedule.build(m.scheduler_config, settings, m.device)
-            inv = invert(m, latents, plan_keyframes(n, settings), schedule, settings, meter, state)
+            inv = invert(m, latents, plan_keyframes(n, settings), schedule, settings, meter, state,
+                         self.cache_folder)
         inv.signature = _signature(m, n, size, settings)
         return inv
 
@@ -203,7 +207,7 @@ class Editor:
         settings = settings or Settings()
         _check_clip(frames, prompt)
         start = time.perf_counter()
-        plan = prepare(frames, settings,
+        plan = prepare(frames, settings, native=self.models.native_resolution,
                        detector=self._face_model("detector", settings.face_detector, settings.face_models))
         if all(s == "invalid" for s in plan.status):
             raise UserError(f"no usable frame: {plan.notes[0]}.")
@@ -258,11 +262,13 @@ class Editor:
         key = None
         if inversion is None and inversions is not None:
             key = inversion_key(stack, signature)
-            found = inversions.get(key, lambda path: inversion_file.load(path, m, settings))
+            found = inversions.get(key, lambda path: inversion_file.load(path, m, settings, self.cache_folder))
             inversion = found if found is not None and found.signature == signature else None
         branches = 2 if settings.guidance_scale > 1 else 1
         passes = (0 if inversion else 1) + branches + (settings.source_features == "recompute")
-        meter = Meter(m.device, n * settings.steps * passes, progress, cancel)
+        cached = settings.source_features == "cached"  # the keyframes' q/k are re-run in the attention steps
+        rerun = len(plan_keyframes(n, settings).keyframes) * Schedule.attn_steps_of(settings) if cached else 0
+        meter = Meter(m.device, n * settings.steps * passes + rerun, progress, cancel)
         state = PassState()
         reused = inversion is not None
         with _hooked(m, state):
@@ -283,6 +289,8 @@ class Editor:
             keyframes=list(inversion.plan.keyframes), steps=settings.steps, source_features=settings.source_features,
             inversion_reused=reused, inversion_cache=None if key is None else ("hit" if reused else "miss"),
             cache_bytes_per_frame=inversion.store.nbytes / n,
+            cache_bytes={"device": inversion.store.device_bytes, "host": inversion.store.host_bytes,
+                         "spilled": inversion.store.spill_bytes},
             settings=settings.to_dict(), prompt=prompt, warnings=prompt_warnings(m.tokenizer, prompt, settings),
         )
         return EditResult(out, stats, inversion)

@@ -27,9 +27,9 @@ from engine.invert import Inversion
 from engine.keyframes import plan_keyframes
 from engine.schedule import Schedule
 from engine.settings import Settings
-from engine.store import TensorStore
+from engine.store import TensorStore, leaves
 
-FORMAT = "ipfacediff-inversion/1"
+FORMAT = "ipfacediff-inversion/2"  # /2: keyframe q/k recomputed, compact indices
 _DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
            torch.int32: "I32", torch.int16: "I16", torch.uint8: "U8", torch.bool: "BOOL", torch.float64: "F64"}
 
@@ -76,15 +76,18 @@ def _tuples(value: Any) -> Any:
 
 def save(inv: Inversion, path: Path) -> int:
     """Write `inv` to `path` (via a temporary file in the same folder); returns the bytes written."""
-    tensors: list[torch.Tensor] = []
-    items = [[_plain(key), _layout(value, tensors)] for key, value in inv.store.items()]
+    tensors: list = []  # (dtype, shape) of each tensor: items are read once for the header, once to write
+    items = []
+    for key in inv.store.keys():
+        items.append([_plain(key), _layout(inv.store.host(key), tensors)])
+        tensors[:] = [(t.dtype, tuple(t.shape)) if isinstance(t, torch.Tensor) else t for t in tensors]
     header: dict[str, Any] = {"__metadata__": {
         "format": FORMAT, "frames": str(inv.plan.n_frames), "cached": json.dumps(inv.cached),
         "signature": json.dumps(_plain(inv.signature)), "items": json.dumps(items)}}
     offset = 0
-    for i, t in enumerate(tensors):
-        size = t.numel() * t.element_size()
-        header[f"t{i}"] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+    for i, (dtype, shape) in enumerate(tensors):
+        size = torch.Size(shape).numel() * dtype.itemsize
+        header[f"t{i}"] = {"dtype": _DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
         offset += size
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)  # the format aligns the data to 8 bytes
@@ -93,9 +96,9 @@ def save(inv: Inversion, path: Path) -> int:
         with open(tmp, "wb") as f:
             f.write(struct.pack("<Q", len(head)))
             f.write(head)
-            for t in tensors:
-                host = t.detach().to("cpu").contiguous()
-                f.write(memoryview(host.view(-1).view(torch.uint8).numpy()))
+            for key in inv.store.keys():
+                for t in leaves(inv.store.host(key)):
+                    f.write(memoryview(t.contiguous().view(-1).view(torch.uint8).numpy()))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -105,14 +108,15 @@ def save(inv: Inversion, path: Path) -> int:
     return 8 + len(head) + offset
 
 
-def load(path: Path, models: Any, settings: Settings) -> Inversion:
-    """Read `path` into a new `TensorStore` on the models' device (placement by `settings.offload_cache`)."""
+def load(path: Path, models: Any, settings: Settings, spill: str | Path | None = None) -> Inversion:
+    """Read `path` into a new `TensorStore` on the models' device (placement by `settings.offload_cache`
+    and `settings.cache_host_bytes`, spilling to a file in `spill`)."""
     with safe_open(str(path), framework="pt", device="cpu") as f:
         meta = f.metadata() or {}
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path.name} is not an {FORMAT} file")
         signature = _tuples(json.loads(meta["signature"]))
-        store = TensorStore(models.device, settings.offload_cache)
+        store = TensorStore(models.device, settings.offload_cache, settings.cache_host_bytes, spill)
         for key, layout in json.loads(meta["items"]):
             store.put(_tuples(key), _rebuild(layout, f.get_tensor))
     plan = plan_keyframes(int(meta["frames"]), settings)

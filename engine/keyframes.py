@@ -16,6 +16,17 @@ from engine.settings import Settings
 
 
 @dataclass(frozen=True)
+class Call:
+    """One UNet call of a pass: keyframe groups (`groups`, indices into `attention_groups`) or,
+    with no groups, a batch of other frames; `release`: keyframe positions no later call of
+    the pass needs (their kept features can go)."""
+
+    groups: tuple[int, ...]
+    frames: tuple[int, ...]
+    release: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class KeyframePlan:
     n_frames: int
     keyframes: tuple[int, ...]
@@ -28,12 +39,46 @@ class KeyframePlan:
     w_past: np.ndarray
     """[N] blend weight of the past keyframe (1 - weight of the future one), by distance."""
     attention_groups: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
-    """(query keyframe positions, key keyframe positions) per extended-attention call."""
+    """(query keyframe positions, key keyframe positions) per group, in call order. Each group
+    is denoised in one UNet call; its keys are its own queries and queries of earlier groups,
+    so a group needs only the attn1 keys/values kept from earlier calls."""
 
     @property
     def others(self) -> list[int]:
         kf = set(self.keyframes)
         return [i for i in range(self.n_frames) if i not in kf]
+
+    def positions(self, call: Call) -> tuple[int, ...]:
+        """Keyframe positions of a keyframe call, in its batch order."""
+        return tuple(p for g in call.groups for p in self.attention_groups[g][0])
+
+    def kept_for_later(self, call: Call) -> frozenset:
+        """Positions of `call` whose attn1 keys/values a later group attends to."""
+        mine = set(self.positions(call))
+        later = [keys for g, (_, keys) in enumerate(self.attention_groups) if g > max(call.groups)]
+        return frozenset(p for keys in later for p in keys if p in mine)
+
+    def calls(self, batch_size: int) -> list[Call]:
+        """The calls of one pass in order: each keyframe group, then every batch of at most
+        `batch_size` other frames (frame order) as soon as its past and future keyframes are
+        done, so only the keyframes still needed are held at any time."""
+        kf = self.keyframes
+        waiting, ready, done, out = list(self.others), [], set(), []
+        for g, (queries, _) in enumerate(self.attention_groups):
+            out.append(Call((g,), tuple(kf[p] for p in queries)))
+            done |= set(queries)
+            now = [f for f in waiting if self.past[f] in done and self.future[f] in done]
+            ready, waiting = ready + now, [f for f in waiting if not (self.past[f] in done and self.future[f] in done)]
+            while len(ready) >= batch_size or (ready and g == len(self.attention_groups) - 1):
+                out.append(Call((), tuple(ready[:batch_size])))
+                ready = ready[batch_size:]
+        last: dict[int, int] = {}
+        for n, call in enumerate(out):
+            used = ([p for g in call.groups for p in self.attention_groups[g][1]] if call.groups else
+                    [int(self.past[f]) for f in call.frames] + [int(self.future[f]) for f in call.frames])
+            last.update({p: n for p in used})
+        return [Call(c.groups, c.frames, tuple(sorted(p for p, n in last.items() if n == i)))
+                for i, c in enumerate(out)]
 
 
 def select_keyframes(n_frames: int, settings: Settings) -> tuple[int, ...]:
@@ -52,23 +97,30 @@ def select_keyframes(n_frames: int, settings: Settings) -> tuple[int, ...]:
 
 
 def _attention_groups(n_kf: int, window: int, anchors: int) -> tuple:
-    """Chunks of `window` consecutive keyframes; each chunk attends to itself, `window`
-    keyframes on each side and `anchors` evenly spread keyframes. window 0: one group."""
-    if window == 0 or n_kf <= 2 * window + 1 + anchors:
+    """One group of all keyframes when they fit in `window` (or `window` is 0). Otherwise the
+    `anchors` evenly spread keyframes first, attending to each other, then the rest in chunks
+    of `window` consecutive keyframes, each attending to itself, the chunk before it and the
+    anchors: every key comes from this or an earlier group (the calls can run one by one)."""
+    if window == 0 or n_kf <= window:
         everyone = tuple(range(n_kf))
         return ((everyone, everyone),)
-    anchor_set = set(np.linspace(0, n_kf - 1, anchors).round().astype(int).tolist()) if anchors else set()
-    groups = []
-    for start in range(0, n_kf, window):
-        queries = tuple(range(start, min(start + window, n_kf)))
-        near = range(max(0, start - window), min(n_kf, start + 2 * window))
-        groups.append((queries, tuple(sorted(set(near) | anchor_set))))
+    anchor = tuple(sorted(set(np.linspace(0, n_kf - 1, anchors).round().astype(int).tolist()))) if anchors else ()
+    rest = [k for k in range(n_kf) if k not in anchor]
+    groups = [(anchor, anchor)] if anchor else []
+    before: tuple[int, ...] = ()
+    for start in range(0, len(rest), window):
+        chunk = tuple(rest[start:start + window])
+        groups.append((chunk, tuple(sorted(set(before) | set(chunk) | set(anchor)))))
+        before = chunk
     return tuple(groups)
 
 
 def plan_keyframes(n_frames: int, settings: Settings) -> KeyframePlan:
     if n_frames < 1:
         raise UserError("the clip has no frames.")
+    if settings.keyframe_window and settings.keyframe_anchors > settings.keyframe_window:
+        raise UserError(f"keyframe_anchors ({settings.keyframe_anchors}) must not exceed keyframe_window "
+                        f"({settings.keyframe_window}): the anchors are denoised in one UNet call.")
     kfs = select_keyframes(n_frames, settings)
     kf = np.asarray(kfs)
     frames = np.arange(n_frames)

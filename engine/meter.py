@@ -5,7 +5,8 @@ In: the caller's progress callback `(stage, step, fraction)` — stage `invert`,
 Out: `Meter.stats()` for `EditResult.stats`. `Meter.unet(...)` is the single place a UNet
 is called, so evaluations and UNet time are counted exactly; cancel is checked before every
 attention layer inside it (`CancelHooks`) and after every UNet call, so it takes effect within
-one layer.
+one layer. On CUDA, model calls are timed with CUDA events, read when a stage ends (the only
+host syncs), so the CPU queues the next call's kernels while the GPU runs this one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Meter:
         self.evals: dict[str, int] = defaultdict(int)
         self.seconds: dict[str, float] = defaultdict(float)
         self.inner: dict[str, float] = defaultdict(float)  # time inside UNet / VAE calls
+        self._pending: list[tuple[str, torch.cuda.Event, torch.cuda.Event]] = []  # CUDA: not yet read
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
 
@@ -41,23 +43,43 @@ class Meter:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _read_events(self) -> None:
+        for what, start, end in self._pending:
+            end.synchronize()
+            self.inner[what] += start.elapsed_time(end) / 1000
+        self._pending.clear()
+
     @contextmanager
-    def _clock(self, table: dict[str, float], key: str):
+    def stage(self, name: str):
+        """Wall time of a pipeline stage (`encode`, `invert`, `edit`, `decode`); the device is
+        synchronised at its start and end only."""
         self._sync()
         start = time.perf_counter()
         try:
             yield
         finally:
             self._sync()
-            table[key] += time.perf_counter() - start
+            self.seconds[name] += time.perf_counter() - start
+            self._read_events()
 
-    def stage(self, name: str):
-        """Wall time of a pipeline stage (`encode`, `invert`, `edit`, `decode`)."""
-        return self._clock(self.seconds, name)
-
+    @contextmanager
     def timed(self, what: str):
-        """Time spent inside a model call (`unet` or `vae`)."""
-        return self._clock(self.inner, what)
+        """Time spent inside a model call (`unet` or `vae`): CUDA events on CUDA (no host sync),
+        else the wall clock."""
+        if self.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            try:
+                yield
+            finally:
+                end.record()
+                self._pending.append((what, start, end))
+        else:
+            begin = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.inner[what] += time.perf_counter() - begin
 
     def unet(self, stage: str, unet, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor,
              step: int) -> torch.Tensor:
@@ -80,6 +102,8 @@ class Meter:
             self.progress_cb(stage, step, fraction)
 
     def stats(self, n_frames: int) -> dict:
+        self._sync()
+        self._read_events()
         total_evals = sum(self.evals.values())
         total_s = sum(self.seconds.values())
         peak_device = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None

@@ -120,6 +120,12 @@ class Models:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
+    def native_resolution(self) -> int:
+        """The side the model was trained at: UNet `sample_size` × VAE scale factor (512 for
+        SD 2.1-base, 768 for SD 2.1, 64 for the tiny presets)."""
+        return int(self.identity.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
     def unet_multiple(self) -> int:
         """Frame sides must be multiples of this (VAE factor × UNet downsampling)."""
         return self.vae_scale_factor * 2 ** (len(self.identity.unet.config.block_out_channels) - 1)

@@ -32,9 +32,13 @@ class Schedule:
         inverse = DDIMInverseScheduler.from_config(scheduler_config)
         forward.set_timesteps(settings.steps, device=device)
         inverse.set_timesteps(settings.steps, device=device)
-        steps = settings.steps
-        return cls(forward, inverse, steps, round(settings.attn_injection * steps),
-                   round(settings.conv_injection * steps))
+        return cls(forward, inverse, settings.steps, cls.attn_steps_of(settings),
+                   round(settings.conv_injection * settings.steps))
+
+    @staticmethod
+    def attn_steps_of(settings: Settings) -> int:
+        """Edit steps that inject ε1's attn1 queries/keys."""
+        return round(settings.attn_injection * settings.steps)
 
     def edit_timesteps(self) -> list[tuple[int, torch.Tensor]]:
         """(edit step i, timestep) from noisiest to cleanest."""

@@ -67,11 +67,13 @@ class Settings:
     """`grid`: frames 0, k, 2k, ... ; `random`: one seeded frame in each interval."""
     keyframes: tuple[int, ...] | None = setting(None, low=0, high=MAX_FRAMES - 1)
     """Explicit keyframe indices (0-based within the clip, each below 100000); overrides the two above."""
-    keyframe_window: int = setting(4, low=0, high=MAX_FRAMES)
-    """Extended attention of a keyframe reaches this many neighbouring keyframes on each
-    side (0 = all keyframes), so the cost per frame stays flat on long clips."""
+    keyframe_window: int = setting(8, low=0, high=MAX_FRAMES)
+    """Keyframes per extended-attention group, denoised in one UNet call; a group attends to
+    itself, the group before it and the anchors, so cost and memory per frame stay flat on
+    long clips (0 = all keyframes in one group and one call)."""
     keyframe_anchors: int = setting(2, low=0, high=MAX_FRAMES)
-    """Evenly spread keyframes every keyframe also attends to (global consistency)."""
+    """Evenly spread keyframes every keyframe also attends to (global consistency); at most
+    `keyframe_window`."""
     attn_injection: float = setting(0.5, low=0.0, high=1.0)
     """τ_attn: fraction of the denoising steps in which ε1's attn1 queries/keys replace ε2's."""
     conv_injection: float = setting(0.8, low=0.0, high=1.0)
@@ -84,8 +86,9 @@ class Settings:
     vae_batch_size: int = setting(8, low=1, high=MAX_BATCH)
     """Frames per VAE encode/decode call (1..256)."""
     resolution: int | None = setting(None, low=8, high=4096, multiple=8)
-    """Square side the frames are resized to for the model; None keeps the frame size
-    (rounded to the UNet's multiple); else a multiple of 8 from 8 to 4096."""
+    """Square side the model edits at (face crops; in full mode the long side); None: the
+    model's native size (UNet sample size × VAE factor: 512 for SD 2.1-base, 768 for SD 2.1);
+    else a multiple of 8 from 8 to 4096."""
     device: str = setting("auto", pattern=r"auto|cpu|mps|cuda(:[0-9]{1,2})?", expect="auto, cpu, mps, cuda or cuda:N")
     """`auto` picks CUDA, then MPS, then CPU; or `cpu`, `mps`, `cuda`, `cuda:N`."""
     dtype: DType = "auto"
@@ -94,8 +97,12 @@ class Settings:
     offload_cache: Literal["auto", "device", "host"] = "auto"
     """Where the inverted trajectory and cached features live; `auto` keeps them on the
     device while they fit in a quarter of its free memory, else in pinned host memory."""
+    cache_host_bytes: int | None = setting(None, low=0, high=2 ** 62)
+    """Host memory the cached inversion may use; beyond it the cache spills to a memory-mapped
+    file in the engine's state (or the temp) folder, read back a step at a time. None: half
+    the host memory available when the inversion starts."""
     face_mode: FaceMode = "auto"
-    """`crop`: edit a smoothed square crop around the face (at `resolution` or 512) and paste
+    """`crop`: edit a smoothed square crop around the face (at `resolution` or the model's) and paste
     it back; `full`: the whole frame resized and padded (edits beyond the face); `auto`: crop
     when a face is found, else full."""
     face_detector: FaceDetector = "auto"

@@ -1,92 +1,78 @@
-"""ε1 on the source trajectory at one timestep: its noise prediction and its features.
+"""ε1 on the source trajectory: one UNet call's noise prediction and features, and the
+nearest-neighbour correspondences of frames to their keyframes.
 
-In: latents of every frame at a timestep, the keyframe plan, and what to capture. Out: a
-`SourceStep` — the noise prediction (inversion uses it), the keyframes' attn1 q/k at the
-injection layers, the conv feature of every frame, and for every other frame the
-nearest-neighbour token indices into its past and future keyframes at every attn1 layer
+In: latents of some frames at a timestep and what to capture. Out: `source_call` -> a
+`Captured` (noise prediction, attn1 input tokens of every attn1 layer, attn1 q/k of the
+injection layers, the conv feature); `by_position` keeps a keyframe call's tokens per
+keyframe; `match` gives, for a batch of other frames, the token indices into their past and
+future keyframes at every attn1 layer in the smallest integer type that holds them
 (independent of the batch size, so a cached inversion serves any later batching).
-Keyframes run first so their tokens are there when the other frames are matched.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from engine.attention import PassState
 from engine.correspond import nearest_tokens
-from engine.keyframes import KeyframePlan
 from engine.meter import Meter
 from engine.models import UNetRole
 
 
 @dataclass
-class SourceStep:
+class Captured:
     eps: torch.Tensor
-    kf_qk: dict[str, tuple[torch.Tensor, torch.Tensor]] | None
+    tokens: dict[str, torch.Tensor]
+    """Per attn1 layer: the layer's input tokens [B, S, D]."""
+    qk: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    """Per injection layer: attn1 (queries, keys) [B, S, D]."""
     conv: torch.Tensor | None
-    nn: dict[str, tuple[torch.Tensor, torch.Tensor]] | None
-    """Per attn1 layer: (past, future) token indices [len(plan.others), S], in `plan.others` order."""
-
-
-def chunks(items: list[int], size: int) -> list[list[int]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def index_int_dtype(tokens: int) -> torch.dtype:
-    """Smallest integer type holding a token index (int16 halves the correspondence cache)."""
-    return torch.int16 if tokens <= torch.iinfo(torch.int16).max else torch.int32
+    """Smallest integer type holding a token index (uint8 up to 256 tokens, then int16)."""
+    if tokens <= 256:
+        return torch.uint8
+    return torch.int16 if tokens <= torch.iinfo(torch.int16).max + 1 else torch.int32
 
 
 @torch.no_grad()
-def run_source(role: UNetRole, plan: KeyframePlan, state: PassState, meter: Meter, x: torch.Tensor,
-               t: torch.Tensor, emb: torch.Tensor, *, batch_size: int, step: int, stage: str,
-               want_nn: bool, want_qk: bool, want_conv: bool) -> SourceStep:
+def source_call(role: UNetRole, state: PassState, meter: Meter, x: torch.Tensor, t: torch.Tensor,
+                emb: torch.Tensor, *, stage: str, step: int, tokens: bool = False, qk: bool = False,
+                conv: bool = False) -> Captured:
+    """One ε1 call (guidance 1, source prompt) on the frames of `x`, capturing what is asked."""
     unet = role.activate()
     state.mode, state.branches = "source", 1
-    state.capture_tokens, state.capture_conv = want_nn, want_conv
-    eps = torch.empty_like(x)
-    conv: list[tuple[list[int], torch.Tensor]] = []
-    kf_tokens: dict[str, list[torch.Tensor]] = {}
-    kf_qk: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-
-    def call(frames: list[int]) -> None:
-        state.reset_captures()
-        eps[frames] = meter.unet(stage, unet, x[frames], t, emb.expand(len(frames), -1, -1), step)
-        if want_conv:
-            conv.append((frames, state.conv))
-
-    state.capture_qk = want_qk
-    for frames in chunks(list(plan.keyframes), batch_size):
-        call(frames)
-        for layer, tok in state.tokens.items():
-            kf_tokens.setdefault(layer, []).append(tok)
-        for layer, qk in state.qk.items():
-            kf_qk.setdefault(layer, []).append(qk)
-    tokens = {layer: torch.cat(parts) for layer, parts in kf_tokens.items()}
-
-    state.capture_qk = False
-    nn_parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-    past, future = torch.as_tensor(plan.past, device=x.device), torch.as_tensor(plan.future, device=x.device)
-    for frames in chunks(plan.others, batch_size):
-        call(frames)
-        for layer, tok in state.tokens.items():
-            kind = index_int_dtype(tok.shape[1])
-            nn_parts.setdefault(layer, []).append(
-                (nearest_tokens(tok, tokens[layer], past[frames]).to(kind),
-                 nearest_tokens(tok, tokens[layer], future[frames]).to(kind)))
+    state.capture_tokens, state.capture_qk, state.capture_conv = tokens, qk, conv
     state.reset_captures()
-    state.capture_tokens = state.capture_conv = False
+    try:
+        eps = meter.unet(stage, unet, x.contiguous(), t, emb.expand(len(x), -1, -1), step)
+        return Captured(eps, state.tokens, state.qk, state.conv)
+    finally:
+        state.reset_captures()
+        state.capture_tokens = state.capture_qk = state.capture_conv = False
 
-    conv_all = None
-    if want_conv:
-        first = conv[0][1]
-        conv_all = first.new_empty((x.shape[0], *first.shape[1:]))
-        for frames, feature in conv:
-            conv_all[frames] = feature
-    qk = {layer: (torch.cat([q for q, _ in parts]), torch.cat([k for _, k in parts]))
-          for layer, parts in kf_qk.items()} if want_qk else None
-    nn = {layer: (torch.cat([p for p, _ in parts]), torch.cat([f for _, f in parts]))
-          for layer, parts in nn_parts.items()} if want_nn else None
-    return SourceStep(eps, qk, conv_all, nn)
+
+def by_position(tokens: dict[str, torch.Tensor], positions: tuple[int, ...]) -> dict[int, dict[str, torch.Tensor]]:
+    """A keyframe call's tokens per keyframe position: {position: {layer: [S, D]}}."""
+    return {p: {layer: tok[i] for layer, tok in tokens.items()} for i, p in enumerate(positions)}
+
+
+@torch.no_grad()
+def match(tokens: dict[str, torch.Tensor], keyframes: dict[int, dict[str, torch.Tensor]], past: np.ndarray,
+          future: np.ndarray) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per attn1 layer (past, future) token indices [B, S] of a batch of frames, whose
+    keyframe positions are `past` / `future`, into those keyframes' tokens."""
+    needed = sorted({int(p) for p in past} | {int(p) for p in future})
+    local = {p: i for i, p in enumerate(needed)}
+    out = {}
+    for layer, tok in tokens.items():
+        kf = torch.stack([keyframes[p][layer] for p in needed])
+        lp = torch.as_tensor([local[int(p)] for p in past], device=tok.device)
+        lf = torch.as_tensor([local[int(p)] for p in future], device=tok.device)
+        kind = index_int_dtype(tok.shape[1])
+        out[layer] = (nearest_tokens(tok, kf, lp).to(kind), nearest_tokens(tok, kf, lf).to(kind))
+    return out

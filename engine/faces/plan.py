@@ -5,8 +5,9 @@ status, never an exception), `Settings`, optionally a loaded detector/embedder a
 progress callback. Out: `FacePlan` with
 - `crops`: float32 RGB 0..1 arrays, all `size`, to give the model — per chosen subject its
   consecutive frames (`groups` slices `crops` by subject, each a clip of its own), at
-  `settings.resolution` or 512; or in `full` mode one whole frame per usable frame, its long
-  side `settings.resolution` (default: the frame's, at most 512), padded to multiples of 64;
+  `settings.resolution` or the model's `native` side; or in `full` mode one whole frame per
+  usable frame, its long side `settings.resolution` (default: the frame's, at most `native`),
+  padded to multiples of 64;
 - `crop_frames`, `crop_boxes` (cx, cy, side), `crop_faces`: per crop its frame, smoothed box
   and landmarks;
 - `status[i]` per frame: `face` (detected), `tracked` (interpolated through a short miss),
@@ -27,7 +28,7 @@ from engine.faces.detect import Detector, Face, load_detector
 from engine.faces.image import inspect
 from engine.faces.track import Track, track
 
-DEFAULT_RES = 512
+DEFAULT_RES = 512  # SD 2.1-base's native side: the crop size when no model is given
 FULL_MULTIPLE = 64
 ProgressFn = Callable[[str, int, float], None]
 
@@ -74,15 +75,16 @@ class FacePlan:
 
 
 def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector | None = None,
-            embedder=None, progress: ProgressFn | None = None) -> FacePlan:
-    """Detect, track, choose the subject(s), smooth and crop; see the module doc."""
+            embedder=None, progress: ProgressFn | None = None, native: int = DEFAULT_RES) -> FacePlan:
+    """Detect, track, choose the subject(s), smooth and crop; see the module doc. `native`:
+    the model's own side (`Models.native_resolution`), used when `settings.resolution` is None."""
     import time
 
     from engine.settings import Settings
 
     start = time.perf_counter()
     settings = settings or Settings()
-    res = settings.resolution or DEFAULT_RES
+    res = settings.resolution or native
     n = len(frames)
     if n == 0:
         raise UserError("no frames to prepare.")
@@ -93,7 +95,7 @@ def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector |
     plan = FacePlan(mode="crop", size=(res, res), n_frames=n, status=status, notes=notes)
 
     if settings.face_mode == "full":
-        _plan_full(plan, frames, views, settings.resolution)
+        _plan_full(plan, frames, views, settings.resolution, native)
         plan.seconds = time.perf_counter() - start
         return plan
 
@@ -120,7 +122,7 @@ def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector |
 
     if not tracks:
         if settings.face_mode == "auto" and any(v.ok for v in views):
-            _plan_full(plan, frames, views, settings.resolution)
+            _plan_full(plan, frames, views, settings.resolution, native)
             for i, v in enumerate(views):
                 if v.ok:
                     notes[i] = (notes[i] + "; " if notes[i] else "") + "no face in the clip: whole frame edited"
@@ -146,13 +148,13 @@ def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector |
     return plan
 
 
-def _plan_full(plan: FacePlan, frames, views, resolution: int | None) -> None:
-    """Whole frames: long side `resolution`, or the frame's own up to 512 (never enlarged)."""
+def _plan_full(plan: FacePlan, frames, views, resolution: int | None, native: int) -> None:
+    """Whole frames: long side `resolution`, or the frame's own up to `native` (never enlarged)."""
     plan.mode = "full"
     shapes = {np.asarray(frames[i]).shape[:2] for i, v in enumerate(views) if v.ok}
     if len(shapes) > 1:
         raise UserError(f"full mode needs frames of one size; got {sorted(shapes)}.")
-    res = resolution or min(DEFAULT_RES, max(max(s) for s in shapes)) if shapes else DEFAULT_RES
+    res = resolution or min(native, max(max(s) for s in shapes)) if shapes else native
     plan.size_full_res = res
     for i, v in enumerate(views):
         if not v.ok:

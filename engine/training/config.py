@@ -39,8 +39,8 @@ class TrainConfig:
     {caption}), a JSON list, or `builtin`."""
     caption: str = Settings.source_prompt
     """Caption of images without one in metadata.jsonl/captions.csv/NAME.txt."""
-    resolution: int = 512
-    """Training side in pixels."""
+    resolution: int | None = None
+    """Training side in pixels; None: the model's native size (512 for SD 2.1-base, 64 for the tiny presets)."""
     max_steps: int = 1000
     """Optimizer steps to train to."""
     batch_size: int = 8
@@ -121,7 +121,7 @@ class TrainConfig:
             (self.role in ROLES, "role must be identity or direction"),
             (self.max_steps >= 1, "--max-steps must be at least 1"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "--batch-size and --grad-accum must be at least 1"),
-            (self.resolution >= 8, "--resolution must be at least 8"),
+            (self.resolution is None or self.resolution >= 8, "--resolution must be at least 8"),
             (self.lora_rank >= 1, "--lora-rank must be at least 1"),
             (0 <= self.t_min <= self.t_max, "--t-min must be between 0 and --t-max"),
             (self.inversion_steps >= 0, "--inversion-steps must be 0 or more"),

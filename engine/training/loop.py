@@ -114,7 +114,6 @@ class Trainer:
         self.cfg, self.say, self.progress = cfg, say, progress
         self.out = Path(cfg.out).expanduser()
         self.edits = read_edits(cfg.edits) if cfg.role == "direction" else []
-        self.data = FaceFolder(cfg.data, cfg.resolution, cfg.caption)
         # the scorer before the (slow) model load, so a missing ArcFace/CLIP fails fast
         if cfg.role == "identity":
             self.embedder = embedder or build_face_embedder(cfg.face_embedder, cfg.face_models)
@@ -130,6 +129,8 @@ class Trainer:
         if not acc.is_main_process:
             self.say = lambda message: None
         self.models = m = load_models(cfg.model, device=str(acc.device), dtype="fp32", config=cfg.model_config)
+        self.cfg = cfg = dataclasses.replace(cfg, resolution=cfg.resolution or m.native_resolution)
+        self.data = FaceFolder(cfg.data, cfg.resolution, cfg.caption)
         if cfg.resolution % m.unet_multiple:
             raise UserError(f"--resolution must be a multiple of {m.unet_multiple} for this model.")
         self.wdtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(acc.mixed_precision, torch.float32)

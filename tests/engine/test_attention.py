@@ -130,3 +130,18 @@ def test_hooks_refuse_attention_they_do_not_implement():
     with pytest.raises(UserError, match="residual connection"):
         FeatureHooks(unet, PassState()).apply()
     assert all(unet.attn_processors[k] is before[k] for k in before)
+
+
+def test_a_group_in_its_own_call_attends_to_keys_kept_from_earlier_calls(attn):
+    groups = (((0, 1), (0, 1)), ((2, 3), (0, 1, 2, 3)), ((4,), (2, 3, 4)))
+    x = torch.randn(2 * 5, S, D)  # 2 branches × 5 keyframes
+    joint = _run(attn, PassState(mode="keyframes", branches=2, groups=groups), x).view(2, 5, S, D)
+    state = PassState(mode="keyframes", branches=2)
+    xs = x.view(2, 5, S, D)
+    for g, (queries, _) in enumerate(groups):
+        later = {k for _, keys in groups[g + 1:] for k in keys}
+        state.call, state.groups, state.keep = queries, (groups[g],), frozenset(set(queries) & later)
+        out = _run(attn, state, xs[:, list(queries)].reshape(-1, S, D)).view(2, len(queries), S, D)
+        torch.testing.assert_close(out, joint[:, list(queries)], rtol=1e-5, atol=1e-6)
+    layer = "up_blocks.2.attentions.0.transformer_blocks.0.attn1"
+    assert sorted(state.kv_bank[layer]) == [0, 1, 2, 3]  # 4 is no later group's key

@@ -35,7 +35,8 @@ def inverted(tiny_editor):
     return frames, tiny_editor.invert(frames, FAST)
 
 
-def test_saved_inversion_loads_back_identical(tiny_editor, inverted, tmp_path):
+@pytest.mark.parametrize("spill", [False, True])
+def test_saved_inversion_loads_back_identical(tiny_editor, inverted, tmp_path, spill):
     frames, inv = inverted
     path = tmp_path / "inv.safetensors"
     written = inversion_file.save(inv, path)
@@ -43,15 +44,18 @@ def test_saved_inversion_loads_back_identical(tiny_editor, inverted, tmp_path):
     with safe_open(str(path), framework="pt") as f:  # a standard safetensors file
         assert f.metadata()["format"] == inversion_file.FORMAT
         n_tensors = len(list(f.keys()))
-    assert n_tensors == sum(len(_flat(v)) for _, v in inv.store.items())
+    assert n_tensors == sum(len(_flat(inv.store.host(k))) for k in inv.store.keys())
 
-    back = inversion_file.load(path, tiny_editor.models, FAST)
+    # spill: no host budget, every item goes to a memory-mapped file in tmp_path
+    back = inversion_file.load(path, tiny_editor.models, FAST.replace(cache_host_bytes=0 if spill else None),
+                               tmp_path)
+    assert back.store.spill_bytes == (back.store.nbytes if spill else 0)
     assert back.signature == inv.signature and back.cached is inv.cached is True
     assert back.plan.keyframes == inv.plan.keyframes and np.array_equal(back.plan.w_past, inv.plan.w_past)
     assert back.store.nbytes == inv.store.nbytes
-    assert sorted(map(str, (k for k, _ in back.store.items()))) == sorted(map(str, (k for k, _ in inv.store.items())))
-    for key, value in inv.store.items():
-        got = back.store.get(key)
+    assert sorted(map(str, back.store.keys())) == sorted(map(str, inv.store.keys()))
+    for key in inv.store.keys():
+        value, got = inv.store.host(key), back.store.get(key)
         assert type(got) is type(value)
         for a, b in zip(_flat(value), _flat(got)):
             assert a.dtype == b.dtype and a.shape == b.shape and a.stride() == b.stride() and torch.equal(a, b)
@@ -94,7 +98,7 @@ def test_editor_uses_the_cache_by_content(tiny_editor, clip16):
     assert len(cache.puts) == 1 and cache.gets == cache.puts
     again = tiny_editor.edit(clip, "red hair", FAST.replace(guidance_scale=3.0), inversions=cache)
     assert again.stats["inversion_cache"] == "hit" and "inversion" not in again.stats["unet_evals"]
-    assert again.stats["unet_evals"]["total"] == 2 * 6 * FAST.steps  # edit passes only
+    assert again.stats["unet_evals"]["total"] == 2 * 6 * FAST.steps + 2 * 2  # edit passes + 2 keyframes re-run twice
     assert len(cache.puts) == 1
     # one changed pixel, or a setting the inversion depends on, is another key
     touched = [f.copy() for f in clip]

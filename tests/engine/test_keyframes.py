@@ -40,16 +40,57 @@ def test_attention_stays_bounded_on_long_clips():
         plan = plan_keyframes(n, s)
         covered = sorted(q for qs, _ in plan.attention_groups for q in qs)
         assert covered == list(range(len(plan.keyframes)))
+        assert max(len(qs) for qs, _ in plan.attention_groups) <= s.keyframe_window
         widest = max(len(keys) for _, keys in plan.attention_groups)
-        assert widest <= 3 * s.keyframe_window + s.keyframe_anchors
-        # each query keyframe sees its immediate neighbours
-        for qs, keys in plan.attention_groups:
-            assert all(q - 1 in keys or q == 0 for q in qs)
+        assert widest <= 2 * s.keyframe_window + s.keyframe_anchors
+        # each keyframe but the anchors (the first group, among themselves) sees the one before it
+        anchors, _ = plan.attention_groups[0]
+        assert len(anchors) == s.keyframe_anchors
+        for qs, keys in plan.attention_groups[1:]:
+            assert all(q - 1 in keys for q in qs) and set(anchors) <= set(keys)
+
+
+def test_keys_come_only_from_the_same_or_an_earlier_group():
+    plan = plan_keyframes(1200, Settings(keyframe_interval=4))
+    done: set[int] = set()
+    for queries, keys in plan.attention_groups:
+        done |= set(queries)
+        assert set(keys) <= done
 
 
 def test_short_clips_attend_to_all_keyframes():
-    plan = plan_keyframes(48, Settings())
-    assert plan.attention_groups == ((tuple(range(7)), tuple(range(7))),)
+    plan = plan_keyframes(58, Settings())  # 0, 8, ..., 56, 57: more than a window of 8
+    assert len(plan.attention_groups) > 1
+    plan = plan_keyframes(57, Settings())  # 0, 8, ..., 56: one window
+    assert plan.attention_groups == ((tuple(range(8)), tuple(range(8))),)
+
+
+def test_calls_hold_one_group_or_one_batch_and_release_each_keyframe_once():
+    plan = plan_keyframes(300, Settings())
+    calls = plan.calls(8)
+    kf = set(plan.keyframes)
+    assert sorted(f for c in calls for f in c.frames) == list(range(300))
+    for c in calls:
+        assert len(c.groups) == 1 and set(c.frames) <= kf or not c.groups and len(c.frames) <= 8
+    released = [p for c in calls for p in c.release]
+    assert sorted(released) == list(range(len(plan.keyframes)))
+    # a frame's keyframes are released only after it was denoised
+    when = {p: n for n, c in enumerate(calls) for p in c.release}
+    for n, c in enumerate(calls):
+        for f in c.frames if not c.groups else ():
+            assert when[int(plan.past[f])] >= n and when[int(plan.future[f])] >= n
+    # what is held at once stays flat: at most a few groups' keyframes
+    held, most = set(), 0
+    for c in calls:
+        held |= set(plan.positions(c))
+        most = max(most, len(held))
+        held -= set(c.release)
+    assert most <= 3 * 8 + 2
+
+
+def test_anchors_may_not_exceed_the_window():
+    with pytest.raises(UserError, match="keyframe_anchors"):
+        plan_keyframes(100, Settings(keyframe_window=2, keyframe_anchors=3))
 
 
 def test_bad_explicit_keyframes():
