@@ -63,43 +63,19 @@ class FarmSpec:
         return cls(**values)
 
 
-@dataclass(frozen=True)
 class JobFolder:
-    """The shared job folder of one shot's farm job."""
+    """The shared job folder of one shot's farm job, and the files the steps share in it."""
 
-    root: Path
-
-    @property
-    def keyframes(self) -> Path:
-        return self.root / "keyframes.safetensors"
-
-    @property
-    def face_plan(self) -> Path:
-        return self.root / "face_plan.pkl"
-
-    @property
-    def stats(self) -> Path:
-        return self.root / "keyframes_stats.json"
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.keyframes = self.root / "keyframes.safetensors"
+        self.face_plan = self.root / "face_plan.pkl"
+        self.stats = self.root / "keyframes_stats.json"
+        self.qc = self.root / "qc.json"
+        self.report = self.root / "qc.png"
+        self.contact_sheet = self.root / "contact_sheet.png"
+        self.preview = self.root / "preview.mp4"
+        self.done = self.root / "done"
 
     def chunk_stats(self, chunk: int) -> Path:
         return self.root / f"chunk_{chunk:05d}_stats.json"
-
-    @property
-    def qc(self) -> Path:
-        return self.root / "qc.json"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "qc.png"
-
-    @property
-    def contact_sheet(self) -> Path:
-        return self.root / "contact_sheet.png"
-
-    @property
-    def preview(self) -> Path:
-        return self.root / "preview.mp4"
-
-    @property
-    def done(self) -> Path:
-        return self.root / "done"
