@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.dataclass_cli import add_dataclass_flags, dataclass_values
 from engine.dataclass_cli import converter as _converter  # noqa: F401 (engine/faces/cli.py)
 from engine.errors import Cancelled, UserError
+from engine.progress import StageProgress
 from engine.settings import Settings
 
 # Modules that add their own subcommands through `register(subparsers)`; each lives with
@@ -63,8 +64,15 @@ def parse_range(text: str | None) -> tuple[int, int] | None:
     raise UserError(f"--frames must look like A-B (e.g. 1001-1048); got '{text}'.")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line and where to read more, not the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\nsee `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ipfacediff", description="Edit faces in video from a text prompt.")
+    parser = Parser(prog="ipfacediff", description="Edit faces in video from a text prompt.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     edit = sub.add_parser("edit", help="edit a clip (video file or image sequence)")
@@ -73,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--frames", help="inclusive frame range A-B (sequence numbers, or 0-based video frames)")
     edit.add_argument("--out", required=True, type=Path, help="output folder (file names: see --name)")
     add_model_args(edit)
-    edit.add_argument("--format", choices=["png", "tif", "exr"], default="png")
+    edit.add_argument("--format", choices=["png", "tif", "exr"], default="png",
+                      help="file type of the output frames (default png); the sample type follows the source")
     edit.add_argument("--input-colorspace", help="OpenColorIO colourspace of the input ($OCIO config, else the "
                       "built-in ACES studio config; default: sRGB for 8/16-bit integer images, scene-linear "
                       "Rec.709 for EXR and other float images)")
@@ -87,14 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--stats", type=Path, help="write the edit's stats (and QC) as JSON here")
     edit.add_argument("--report", type=Path, help="write the QC report here (.png or .html): keyframes "
                       "before/after and identity distance over time")
-    edit.add_argument("--quiet", action="store_true", help="no progress bar")
+    edit.add_argument("--quiet", action="store_true", help="no progress (on a terminal one bar per stage; "
+                      "elsewhere a line every few seconds)")
     add_settings_flags(edit)
     edit.set_defaults(func=cmd_edit)
 
     demo = sub.add_parser("demo", help="edit a short real-face clip end to end (the README's main job)")
-    demo.add_argument("--out", type=Path, default=Path("demo_out"))
-    demo.add_argument("--prompt", default="add glasses")
-    demo.add_argument("--frames", type=int, default=16)
+    demo.add_argument("--out", type=Path, default=Path("demo_out"),
+                      help="the demo's own folder, replaced on every run (default demo_out)")
+    demo.add_argument("--prompt", default="add glasses", help="the edit (default 'add glasses')")
+    demo.add_argument("--frames", type=int, default=16, help="length of the clip made from the photo (default 16)")
     demo.set_defaults(func=lambda a: __import__("engine.demo", fromlist=["run"]).run(a))
     for name in COMMAND_MODULES:
         try:
@@ -115,21 +126,6 @@ class Log:
 
     def __call__(self, message: str) -> None:
         print(f"{self.prefix}{message}", file=sys.stderr, flush=True)
-
-
-def progress_bar(enabled: bool, log: Log):
-    """A tqdm bar on stderr driven by the engine's (stage, step, fraction) callback."""
-    if not enabled:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-
-    def update(stage: str, step: int, fraction: float) -> None:
-        bar.set_description_str(f"{log.prefix}{stage} {step:>3}", refresh=False)
-        bar.update(round(fraction * 100) - bar.n)
-
-    return update, bar.close
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -156,10 +152,9 @@ def check_edit_outputs(args: argparse.Namespace, clip) -> None:
 
 def cmd_edit(args: argparse.Namespace) -> int:
     from engine.editor import Editor
-    from engine.io import read_frames, write_frames
+    from engine.io import read_frames
     from engine.io.colour import ModelFrames
     from engine.io.sequence import edited_name
-    from engine.metrics.quality import numbered
     from engine.presets import preset_names
     from engine.prompts import check_prompt, prompt_warnings
 
@@ -180,34 +175,45 @@ def cmd_edit(args: argparse.Namespace) -> int:
         log("this model has random weights: the output is noise, not an edit.")
     for warning in prompt_warnings(editor.models.tokenizer, prompt, settings):
         log(f"warning: {warning}")
-    update, close = progress_bar(not args.quiet, log)
+    progress = None if args.quiet else StageProgress(prefix=log.prefix)
     try:
-        result = editor.edit(working.frames, prompt, settings, progress=update)
+        result = editor.edit(working.frames, prompt, settings, progress=progress)
     finally:
-        close()
-    result.qc = numbered(result.qc, clip.first)
-    written = working.restore(result.frames)
-    paths = write_frames(written, args.out, start=clip.first, fmt=args.format, video=args.video,
-                         fps=clip.fps or 24.0, overwrite=args.overwrite, name=args.name, preview=result.frames)
+        if progress is not None:
+            progress.close()
+    return write_outputs(args, clip, working, result.frames, result.stats, result.qc,
+                         editor.models.random_weights, log)
+
+
+def write_outputs(args: argparse.Namespace, clip, working, edited: list, stats: dict, qc: dict | None,
+                  random_weights: bool, log: Log, via: str = "") -> int:
+    """What `edit` writes and says once the edit is done, in-process or through an engine
+    (`via`): the frames (and --video), the random-weights label, --stats, the QC line,
+    drifted frames and --report, numbered as the source numbers its files."""
+    from engine.io import write_frames
+    from engine.metrics.quality import numbered
+    from engine.metrics.report import render_report, summary
+
+    qc = numbered(qc, clip.first)
+    paths = write_frames(working.restore(edited), args.out, start=clip.first, fmt=args.format, video=args.video,
+                         fps=clip.fps or 24.0, overwrite=args.overwrite, name=args.name, preview=edited)
     marker = args.out / "RANDOM_WEIGHTS.txt"
-    if editor.models.random_weights:
+    if random_weights:
         atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")
     elif marker.exists():
         marker.unlink()
     if args.stats:
-        atomic_write_text(args.stats, json.dumps({**result.stats, "qc": result.qc}, indent=2, default=str))
-    if result.qc is not None:
-        from engine.metrics.report import render_report, summary
-
-        log("QC: " + summary(result.qc))
-        if result.qc["drifted_frames"]:
-            log(f"identity drifted in frames: {', '.join(map(str, result.qc['drifted_frames']))}")
+        atomic_write_text(args.stats, json.dumps({**stats, "qc": qc}, indent=2, default=str))
+    if qc is not None:
+        log("QC: " + summary(qc))
+        if qc["drifted_frames"]:
+            log(f"identity drifted in frames: {', '.join(map(str, qc['drifted_frames']))}")
         if args.report:
-            render_report(working.frames, result.frames, result.qc, args.report)
+            render_report(working.frames, edited, qc, args.report)
             log(f"wrote the QC report to {args.report}")
-    evals = result.stats["unet_evals"]["per_frame"]
-    log(f"wrote {len(paths)} frames to {args.out} ({evals:.0f} UNet evaluations per frame, "
-        f"{result.stats['seconds']['total']:.1f} s)")
+    evals = stats["unet_evals"]["per_frame"]
+    log(f"wrote {len(paths)} frames to {args.out}{via} ({evals:.0f} UNet evaluations per frame, "
+        f"{stats['seconds']['total']:.1f} s)")
     return 0
 
 

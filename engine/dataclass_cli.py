@@ -38,9 +38,21 @@ def converter(hint: Any) -> tuple[Callable[[str], Any], list[Any] | None]:
     if origin in (typing.Union, types.UnionType):
         return converter(args[0])
     if origin is tuple:
-        item = args[0]
-        return (lambda text: tuple(item(v.strip()) for v in text.split(",") if v.strip())), None
+        return _comma_list(args[0]), None
     return hint, None
+
+
+def _comma_list(item: type) -> Callable[[str], tuple]:
+    """argparse type for `tuple[item, ...]`: '0,8,16' -> (0, 8, 16); anything else one sentence."""
+
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(item(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of {item.__name__} "
+                                             "numbers (e.g. 0,8,16)") from None
+
+    return parse
 
 
 def _shown(default: Any) -> str:

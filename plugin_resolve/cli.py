@@ -28,12 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     edit = sub.add_parser("resolve-edit", help="edit the marked range of the running Resolve Studio (from outside it)")
     edit.add_argument("--prompt", required=True, help="what to change, e.g. 'add glasses'")
-    edit.add_argument("--engine", default=DEFAULT_ENGINE)
+    edit.add_argument("--engine", default=DEFAULT_ENGINE, help=f"engine address (default {DEFAULT_ENGINE})")
     edit.add_argument("--engine-keys", help="keys folder for a CURVE engine")
     edit.add_argument("--track", type=int, help="video track of the shot (default: topmost clip in the range)")
     edit.add_argument("--source", choices=["render", "source"], default="render",
                       help="render the range from the Deliver page (default) or let the engine read the clip's media")
-    edit.add_argument("--format", dest="image_format", choices=["tif", "exr"], default="tif")
+    edit.add_argument("--format", dest="image_format", choices=["tif", "exr"], default="tif",
+                      help="file type of the rendered range and the edited frames (default tif)")
     edit.add_argument("--work-dir", help="folder for renders and results (the engine's --media-root)")
     from engine.cli import add_settings_flags
 

@@ -9,7 +9,6 @@ writes the same files as the in-process edit.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from pathlib import Path
@@ -20,6 +19,15 @@ from server import cache, jobs
 from server import protocol as P
 
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
+CONNECT_S = 5.0  # how long `edit --engine` waits for the engine's first answer
+LIMIT_HELP = {  # the engine's request limits (protocol.Limits; reported in HELLO)
+    "max_parts": "refuse (too_large) a message of more parts than this",
+    "max_part_bytes": "refuse (too_large) a message with a part larger than this (bytes)",
+    "max_message_bytes": "refuse (too_large) a message larger than this (bytes)",
+    "max_frames": "refuse (too_large) a job of more frames than this",
+    "max_side": "refuse (too_large) frames with a longer side than this (pixels)",
+    "max_queue": "refuse (queue_full) a SUBMIT while this many jobs are queued",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--bind", default=DEFAULT_BIND, help=f"ZeroMQ endpoint (default {DEFAULT_BIND}); any "
                        "non-loopback tcp address requires --keys")
     add_model_args(serve)
-    serve.add_argument("--device", default="auto")
-    serve.add_argument("--dtype", default="auto")
+    serve.add_argument("--device", default="auto", help="cuda, cuda:1, mps or cpu (default auto: the first "
+                       "GPU, else cpu)")
+    serve.add_argument("--dtype", default="auto", help="bfloat16, float16 or float32 (default auto: bf16/fp16 "
+                       "on a GPU, fp32 on cpu)")
     serve.add_argument("--state-dir", type=Path, default=Path.home() / ".cache" / "ipfacediff" / "engine",
                        help="job table, inputs and results (survive restarts)")
     serve.add_argument("--media-root", action="append", default=[], metavar="DIR",
@@ -48,12 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="refuse a SUBMIT (disk_full) whose input would leave less free on the state dir's disk")
     serve.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
     serve.add_argument("--no-fsync", action="store_true", help="skip fsync of results (tmpfs, benchmarks)")
-    for name in ("max_parts", "max_part_bytes", "max_message_bytes", "max_frames", "max_side", "max_queue"):
-        serve.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(P.Limits(), name))
+    for name, text in LIMIT_HELP.items():
+        default = getattr(P.Limits(), name)
+        serve.add_argument("--" + name.replace("_", "-"), type=int, default=default, help=f"{text} (default {default})")
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="create CURVE keys: the engine's pair and one pair per allowed client")
-    keys.add_argument("--dir", type=Path, required=True)
+    keys.add_argument("--dir", type=Path, required=True, help="folder for the keys: server.key(_secret) and "
+                      "clients/NAME.key(_secret); created if missing")
     keys.add_argument("--client", action="append", default=[], help="client name (repeatable)")
     keys.set_defaults(func=cmd_keys)
 
@@ -100,8 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine.editor import Editor
     from server.service import Options, Service
 
-    limits = P.Limits(**{n: getattr(args, n) for n in ("max_parts", "max_part_bytes", "max_message_bytes",
-                                                       "max_frames", "max_side", "max_queue")})
+    limits = P.Limits(**{n: getattr(args, n) for n in LIMIT_HELP})
     opts = Options(bind=args.bind, state_dir=args.state_dir, media_roots=args.media_root, limits=limits,
                    cache_bytes=args.cache_bytes, cache_disk_bytes=args.cache_disk_bytes, keys_dir=args.keys,
                    curve=args.curve, heartbeat_s=args.heartbeat, fsync=not args.no_fsync,
@@ -136,20 +147,33 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def client_for(address: str, keys: Path | None):
-    from server.client import Client
+    """A client connected to the engine at `address`, or one sentence on how to start one
+    (within CONNECT_S seconds, not after the client's reconnect attempts)."""
+    from server.client import Client, EngineGone
     from server.security import load_client_keys
 
     curve = load_client_keys(keys) if keys else None
-    return Client(address, curve=curve)
+    client = Client(address, curve=curve)
+    try:
+        client.connect(timeout=CONNECT_S, retry=False)
+    except EngineGone:
+        client.close()
+        raise UserError(f"no engine answered at {address} within {CONNECT_S:.0f} s; start one with "
+                        f"`ipfacediff serve --bind {address}`" + (" --keys KEYS (and check --engine-keys)" if keys
+                                                                  else "") + ", or check --engine.") from None
+    return client
 
 
 def cmd_edit_remote(args: argparse.Namespace) -> int:
-    """`edit --engine`: read frames here, send them inline, write the returned frames exactly as in-process."""
-    from engine.cli import Log, atomic_write_text, check_edit_outputs, parse_range, settings_from_args
-    from engine.io import read_frames, write_frames
+    """`edit --engine`: read frames here, send them inline, write the returned frames, stats, QC line and
+    --report exactly as in-process; the engine's refusals are the user's one sentence (exit 2)."""
+    from engine.cli import Log, check_edit_outputs, parse_range, settings_from_args, write_outputs
+    from engine.io import read_frames
     from engine.io.colour import ModelFrames
     from engine.io.sequence import edited_name
+    from engine.progress import StageProgress
     from engine.prompts import check_prompt
+    from server.client import EngineError, EngineGone, EngineHung
 
     if args.preset or args.model or args.identity_model or args.direction_model:
         raise UserError("--engine uses the engine's loaded model; drop --preset/--model/--identity-model/"
@@ -160,32 +184,36 @@ def cmd_edit_remote(args: argparse.Namespace) -> int:
     working = ModelFrames.prepare(clip, args.input_colorspace, args.output_colorspace, args.format)
     args.name = args.name or edited_name(clip.naming)
     check_edit_outputs(args, clip)  # everything checkable, before the engine is asked
-    with client_for(args.engine, args.engine_keys) as client:
-        log = Log(client.info.get("random_weights", False))
+    client = client_for(args.engine, args.engine_keys)
+    random_weights = bool(client.info.get("random_weights", False))
+    log = Log(random_weights)
+    progress = None if args.quiet else StageProgress(prefix=log.prefix)
+
+    def show(ev: dict) -> None:
+        if progress is not None and ev["type"] == "PROGRESS":
+            progress(ev["stage"], ev["step"], ev["fraction"], ev.get("eta_s"))
+
+    try:
         log(f"engine {args.engine}: model {client.info.get('model')} on {client.info.get('device')}")
         accepted = client.submit(prompt, frames=working.frames, settings=settings)
         job = accepted["job"]
         for warning in accepted.get("warnings") or []:
             log(f"warning: {warning}")
-
-        def show(ev: dict) -> None:
-            if not args.quiet and ev["type"] == "PROGRESS":
-                log(f"{ev['stage']} step {ev['step']} {ev['fraction'] * 100:3.0f}%")
-
         final = client.wait(job, on_event=show)
         result = client.result(job)
         if result.status != P.DONE:
             raise UserError(f"the engine did not finish job {job}: {final.get('error') or result.reason}")
         client.release(job)
-    paths = write_frames(working.restore(result.frames), args.out, start=clip.first, fmt=args.format,
-                         video=args.video, fps=clip.fps or 24.0, overwrite=args.overwrite,
-                         name=args.name, preview=result.frames)
-    marker = args.out / "RANDOM_WEIGHTS.txt"
-    if client.info.get("random_weights"):
-        atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")
-    elif marker.exists():
-        marker.unlink()
-    if args.stats:
-        atomic_write_text(args.stats, json.dumps(result.stats, indent=2, default=str))
-    log(f"wrote {len(paths)} frames to {args.out} via the engine")
-    return 0
+    except EngineError as exc:
+        if exc.code == "internal":
+            raise
+        raise UserError(f"the engine refused the edit: {exc.message}") from None
+    except (EngineGone, EngineHung) as exc:
+        raise UserError(f"{exc} Nothing was written; check the engine (ipfacediff serve) and run again.") from None
+    finally:
+        if progress is not None:
+            progress.close()
+        client.close()
+    stats = dict(result.stats)
+    return write_outputs(args, clip, working, result.frames, stats, stats.pop("qc", None), random_weights, log,
+                         via=" via the engine")

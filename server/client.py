@@ -96,11 +96,15 @@ class Client:
         sock.connect(self.address)
         self.sock = sock
 
-    def connect(self) -> dict[str, Any]:
-        """Open the socket and negotiate the protocol version; returns the engine's HELLO."""
+    def connect(self, *, timeout: float | None = None, retry: bool = True) -> dict[str, Any]:
+        """Open the socket and negotiate the protocol version; returns the engine's HELLO.
+        `timeout`/`retry=False`: give up sooner when no engine may be there at all."""
         self._open()
-        self.info = self.request({"type": "HELLO", "versions": list(P.SUPPORTED_VERSIONS), "client": self.name})
+        self.info = self.request(self._hello(), retry=retry, timeout=timeout)
         return self.info
+
+    def _hello(self) -> dict[str, Any]:
+        return {"type": P.HELLO, "versions": list(P.SUPPORTED_VERSIONS), "client": self.name}
 
     def close(self) -> None:
         if self.sock is not None:
@@ -121,7 +125,7 @@ class Client:
         msg = P.unpack(self.sock.recv_multipart(copy=False), P.Limits(max_parts=10 ** 6, max_part_bytes=2 ** 62,
                        max_message_bytes=2 ** 62), request=False)
         self.last_heard = time.monotonic()
-        if msg.type == "HEARTBEAT" and msg.header.get("re") is None:
+        if msg.type == P.HEARTBEAT and msg.header.get("re") is None:
             self.last_heartbeat = msg.header
         return msg
 
@@ -141,19 +145,18 @@ class Client:
                 if msg is None:
                     break
                 if msg.header.get("re") == header["id"]:
-                    if msg.type == "ERROR":
+                    if msg.type == P.ERROR:
                         raise EngineError(msg.header.get("code", "internal"), msg.header.get("message", ""))
                     return {**msg.header, "_buffers": msg.buffers}
-                if msg.header.get("re") is None and msg.type != "HEARTBEAT":
+                if msg.header.get("re") is None and msg.type != P.HEARTBEAT:
                     self.events_buf.append(_event(msg))
             if attempt < self.retries and retry:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._open()  # a fresh connection: the old one may be dead or half-open
-                if header["type"] != "HELLO":
+                if header["type"] != P.HELLO:
                     try:
-                        self.request({"type": "HELLO", "versions": list(P.SUPPORTED_VERSIONS), "client": self.name},
-                                     retry=False, timeout=timeout)
+                        self.request(self._hello(), retry=False, timeout=timeout)
                     except EngineGone:
                         continue
         raise EngineGone(f"no answer from the engine at {self.address} to {header['type']} within "
@@ -196,7 +199,7 @@ class Client:
         return self.request({"type": "CANCEL", "job": job})["job"]
 
     def heartbeat(self) -> dict[str, Any]:
-        return self.request({"type": "HEARTBEAT"})
+        return self.request({"type": P.HEARTBEAT})
 
     def release(self, job: str) -> int:
         try:
@@ -244,7 +247,7 @@ class Client:
         end = time.monotonic() + timeout if timeout else None
         info = self.status(job, watch=True)
         if info["state"] in P.TERMINAL or info["state"] == "unknown":
-            yield {"type": "STATE", "job": info}
+            yield {"type": P.STATE, "job": info}
             return
         next_ping = time.monotonic()
         while True:
@@ -252,20 +255,17 @@ class Client:
                 if ev.get("job") == job or (isinstance(ev.get("job"), dict) and ev["job"].get("id") == job):
                     self.events_buf.remove(ev)
                     yield ev
-                    if ev["type"] == "STATE" and ev["job"]["state"] in P.TERMINAL:
+                    if ev["type"] == P.STATE and ev["job"]["state"] in P.TERMINAL:
                         return
             now = time.monotonic()
             if end is not None and now > end:
                 raise TimeoutError(f"job {job} did not finish within {timeout} s.")
             if now >= next_ping:  # keeps this client a live peer and proves the engine answers
                 next_ping = now + 1.0
-                try:
-                    beat = self.request({"type": "HEARTBEAT"}, timeout=self.dead_after)
-                except EngineGone:
-                    raise
+                beat = self.request({"type": P.HEARTBEAT}, timeout=self.dead_after)
                 if beat.get("job") != job and self.status(job, watch=True)["state"] in P.TERMINAL:
                     info = self.status(job)
-                    yield {"type": "STATE", "job": info}
+                    yield {"type": P.STATE, "job": info}
                     return
                 age = beat.get("worker_beat_age_s") or 0
                 if beat.get("worker") == "dead":
@@ -273,7 +273,7 @@ class Client:
                 if self.hung_after and beat.get("busy") and age > self.hung_after:
                     raise EngineHung(f"the engine's worker has reported nothing for {age:.0f} s.")
             msg = self._recv(0.2)
-            if msg is not None and msg.header.get("re") is None and msg.type != "HEARTBEAT":
+            if msg is not None and msg.header.get("re") is None and msg.type != P.HEARTBEAT:
                 self.events_buf.append(_event(msg))
             if time.monotonic() - self.last_heard > self.dead_after:
                 raise EngineGone(f"nothing heard from the engine at {self.address} for {self.dead_after:.0f} s.")

@@ -19,17 +19,19 @@ from pathlib import Path
 from engine.errors import UserError
 
 FACE_PREFIXES = ("face_", "qc_")
+PASTE_BACK = ("face_mask", "face_mask_dilate", "face_feather", "face_paste", "face_color_match")  # edit only
 
 
 def add_face_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per face/QC field of Settings, help from its docstring."""
+    """One flag per face/QC field of Settings that finding and measuring faces read (not the
+    paste-back ones), help from its docstring."""
     from engine.cli import _converter
     from engine.settings import Settings, documented_fields
 
     hints = typing.get_type_hints(Settings)
     group = parser.add_argument_group("face and QC settings (defaults from engine.settings.Settings)")
     for name, default, doc in documented_fields():
-        if name.startswith(FACE_PREFIXES) or name == "resolution":
+        if (name.startswith(FACE_PREFIXES) or name == "resolution") and name not in PASTE_BACK:
             conv, choices = _converter(hints[name])
             group.add_argument("--" + name.replace("_", "-"), dest=name, type=conv, choices=choices,
                                default=argparse.SUPPRESS, help=f"{doc} (default: {default})".replace("%", "%%"))

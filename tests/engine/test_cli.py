@@ -176,3 +176,60 @@ def test_a_prompt_longer_than_the_text_encoder_reads_is_reported_where_it_is_cut
     assert len(warnings) == 1 and expected in warnings[0], proc.stderr
     recorded = json.loads(stats.read_text())["warnings"]
     assert len(recorded) == 1 and recorded[0].startswith(expected)
+
+
+def test_progress_off_a_terminal_is_a_few_lines_per_stage_with_an_eta_not_a_line_per_step(sequence, tmp_path):
+    proc = run_cli("edit", str(sequence), "--prompt", "add glasses", "--frames", "1001-1004", "--out",
+                   str(tmp_path / "out"), "--preset", "tiny", "--steps", "4", "--qc-every", "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    shown = [line.removeprefix("[RANDOM WEIGHTS] ") for line in proc.stderr.splitlines()]  # \r counts as a break
+    progress = [line for line in shown if line.split(" ", 1)[0] in ("invert", "edit", "decode")]
+    stages = [line.split(" ", 1)[0] for line in progress]
+    assert stages[0] == "invert" and "edit" in stages, proc.stderr
+    assert all(stages.count(s) <= 3 for s in set(stages)), proc.stderr  # the run takes seconds: a line a stage
+    assert all(" ETA " in line and "% " in line for line in progress), progress
+    assert progress[-1].split()[1] == "100%", progress
+
+
+def _parse_error(capsys, *argv: str) -> list[str]:
+    from engine.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(list(argv))
+    assert exit_.value.code == 2
+    return capsys.readouterr().err.splitlines()
+
+
+def test_a_command_line_mistake_is_one_line_and_where_to_read_more_not_the_usage(capsys):
+    lines = _parse_error(capsys, "edit", "clip/", "--prompt", "x")
+    assert lines == ["ipfacediff edit: the following arguments are required: --out",
+                     "see `ipfacediff edit --help`"]
+    assert _parse_error(capsys, "serve", "--max-frames", "many")[-1] == "see `ipfacediff serve --help`"
+
+
+def test_a_bad_keyframe_list_is_named_as_such_not_as_a_lambda(capsys):
+    lines = _parse_error(capsys, "edit", "clip/", "--prompt", "x", "--out", "o", "--keyframes", "0,x")
+    assert lines[0] == ("ipfacediff edit: argument --keyframes: '0,x' is not a comma-separated list of int "
+                        "numbers (e.g. 0,8,16)"), lines
+
+
+def _subcommands() -> dict:
+    import argparse
+
+    from engine.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_flag_of_every_command_says_what_it_does():
+    missing = [(name, action.option_strings) for name, parser in _subcommands().items()
+               for action in parser._actions if action.option_strings and not action.help]
+    assert missing == []
+
+
+def test_qc_and_eval_offer_no_paste_back_flags_they_would_ignore():
+    for name in ("qc", "eval"):
+        dests = {action.dest for action in _subcommands()[name]._actions}
+        assert "face_subject" in dests and "qc_every" in dests
+        assert not dests & {"face_mask", "face_mask_dilate", "face_feather", "face_paste", "face_color_match"}, name
