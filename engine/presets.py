@@ -20,9 +20,7 @@ from tokenizers import pre_tokenizers
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from engine.errors import UserError
-
-# A folder or file saved from a preset carries this marker, so a reload is still labelled.
-RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS.txt"
+from engine.io.write import RANDOM_WEIGHTS_MARKER  # a folder saved from a preset carries it: a reload is labelled
 
 # Stable Diffusion 2.1's scheduler (shared by every preset; only prediction_type varies).
 SD_SCHEDULER = dict(

@@ -1,9 +1,9 @@
 """Prompt checks: the length limit (before any model loads) and what the text encoder cuts off.
 
 In: a prompt, and for the cut a tokenizer and the edit's `Settings`. Out: the stripped prompt or
-a one-sentence UserError (`check_prompt`); one warning sentence for every prompt of the edit
-longer than the text encoder reads, naming the word it is cut after and what is ignored
-(`prompt_warnings`).
+a one-sentence UserError (`check_prompt`; the sentence alone from `prompt_problem`); one warning
+sentence for every prompt of the edit longer than the text encoder reads, naming the word it is
+cut after and what is ignored (`prompt_warnings`).
 """
 
 from __future__ import annotations
@@ -11,19 +11,26 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import UserError
-from engine.settings import Settings
+from engine.settings import MAX_PROMPT_CHARS, Settings
 
-MAX_PROMPT_CHARS = 1000
+
+def prompt_problem(prompt: Any) -> str | None:
+    """What is wrong with an edit prompt, as one sentence: empty (or blank), or longer than
+    `MAX_PROMPT_CHARS` without its surrounding blanks; None when it is fine. Every layer (CLI,
+    editor, protocol, plugins) asks this one function."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "the prompt is empty; say what to change, e.g. 'add glasses'."
+    if len(prompt.strip()) > MAX_PROMPT_CHARS:
+        return f"the prompt is {len(prompt.strip())} characters long; the limit is {MAX_PROMPT_CHARS}."
+    return None
 
 
 def check_prompt(prompt: Any) -> str:
-    """The prompt without surrounding blanks; UserError when it is empty or over `MAX_PROMPT_CHARS`."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise UserError("the prompt is empty; say what to change, e.g. 'add glasses'.")
-    prompt = prompt.strip()
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise UserError(f"the prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
-    return prompt
+    """The prompt without surrounding blanks; UserError (`prompt_problem`'s sentence) when it is not usable."""
+    problem = prompt_problem(prompt)
+    if problem is not None:
+        raise UserError(problem)
+    return prompt.strip()
 
 
 def prompt_warnings(tokenizer: Any, prompt: str, settings: Settings) -> list[str]:

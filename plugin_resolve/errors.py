@@ -7,7 +7,7 @@ one is raised only after the timeline, media pool and render queue are back as t
 
 from __future__ import annotations
 
-DEFAULT_ENGINE = "tcp://127.0.0.1:5555"
+from server.protocol import DEFAULT_ADDRESS as DEFAULT_ENGINE
 
 
 def start_command(address: str, media_root: str | None) -> str:

@@ -15,6 +15,7 @@ import os
 from typing import Any, Callable
 
 from engine.errors import UserError
+from engine.prompts import prompt_problem
 from engine.settings import Settings
 from plugin_resolve.engine_link import EngineLink
 from plugin_resolve.errors import DEFAULT_ENGINE, Cancelled, NoResolve, PlacementFailed, ResolveEditError
@@ -25,7 +26,6 @@ from plugin_resolve.target import Target, find_target
 from plugin_resolve.workdir import RunFolder, clip_name, next_version, track_name, work_root
 
 Progress = Callable[[float, str], None]
-MAX_PROMPT_CHARS = 1000
 # Stage weights of the overall progress bar: render, engine, import.
 _RENDER, _ENGINE = (0.0, 0.3), (0.3, 0.95)
 
@@ -55,8 +55,9 @@ class EditRun:
                  source: str = "render", image_format: str = "tif", work_dir: str | os.PathLike | None = None,
                  progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                  keys: str | None = None, settings: dict[str, Any] | None = None):
-        if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT_CHARS:
-            raise ResolveEditError(f"Type a prompt of 1 to {MAX_PROMPT_CHARS} characters, e.g. 'add glasses'.")
+        problem = prompt_problem(prompt)
+        if problem is not None:
+            raise ResolveEditError(problem[0].upper() + problem[1:])
         if source not in ("render", "source"):
             raise ResolveEditError(f"source must be 'render' (Deliver-page render) or 'source' (the clip's media), "
                                    f"not {source!r}.")

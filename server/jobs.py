@@ -303,11 +303,15 @@ class JobStore:
             total -= size
         return old
 
-    def interrupt_running(self, reason: str) -> None:
-        with self.lock:
-            if self.running:
-                self.jobs[self.running].cancel.set()
-
     def close(self) -> None:
         with self.lock:
             self.db.close()
+
+
+def job_info(store: JobStore, job: Job) -> dict[str, Any]:
+    """The public view of one job (docs/protocol.md, JobInfo)."""
+    with store.lock:
+        return {"id": job.id, "kind": job.kind, "state": job.state, "position": store.position(job),
+                "created": job.created, "started": job.started, "finished": job.finished,
+                "attempts": job.attempts, "cancel_requested": job.cancel.is_set(), "code": job.code,
+                "error": job.error, "progress": dict(job.progress) or None}

@@ -2,8 +2,9 @@
 
 In: lists of ZeroMQ message parts (bytes, buffers or zmq.Frame). Out: validated `Message`
 objects (header dict + raw pixel buffers), or `ProtocolError(code, message)`. Also packs
-headers and frames for sending. Imports only the standard library, msgpack and (lazily)
-numpy, so clients without torch can use it.
+headers and frames for sending. Imports only the standard library, msgpack, the torch-free
+engine.settings / engine.prompts (the prompt and path limits) and (lazily) numpy, so clients
+without torch can use it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any, Callable, Sequence
 
 import msgpack
 
+from engine.prompts import prompt_problem
+from engine.settings import MAX_PATH_CHARS, MAX_PROMPT_CHARS
+
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAGIC = b"IPFD"
@@ -24,9 +28,8 @@ DTYPES = {"uint8": (1, "|u1"), "uint16": (2, "<u2"), "float16": (2, "<f2"), "flo
 CHANNELS = (3, 4)
 OUTPUT_FORMATS = ("png", "tif", "exr")
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-MAX_PROMPT_CHARS = 1000  # the engine's own limit (engine.editor.MAX_PROMPT_CHARS)
 MAX_HEADER_BYTES = 64 * 1024
-MAX_PATH_CHARS = 4096
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"  # where `ipfacediff serve` binds and clients look by default
 
 # Error codes (docs/protocol.md, "Errors").
 ERROR_CODES = (
@@ -34,6 +37,10 @@ ERROR_CODES = (
     "path_refused", "unknown_job", "conflict", "job_active", "queue_full", "unauthorised", "user_error",
     "disk_full", "unavailable", "internal",
 )
+
+# Reply and event type names (docs/protocol.md, "Replies" and "Events").
+HELLO, ACCEPTED, STATE, LIST, RESULT, RELEASED = "HELLO", "ACCEPTED", "STATE", "LIST", "RESULT", "RELEASED"
+HEARTBEAT, OK, ERROR, PROGRESS = "HEARTBEAT", "OK", "ERROR", "PROGRESS"
 
 # RESULT statuses and job states.
 PENDING, DONE, FAILED, UNKNOWN = "PENDING", "DONE", "FAILED", "UNKNOWN"
@@ -228,7 +235,7 @@ def _output(v: Any) -> bool:
 
 # name -> (check, required)
 _COMMON = {"type": (_str(16), True), "id": (lambda v: _valid_request_id(v), True)}
-_SUBMIT = {"job": (_job_id, True), "prompt": (_str(MAX_PROMPT_CHARS, 1), True), "settings": (_settings, False),
+_SUBMIT = {"job": (_job_id, True), "prompt": (lambda v: prompt_problem(v) is None, True), "settings": (_settings, False),
            "frames": (_frames, False), "input": (_input, False), "output": (_output, False),
            "retry": (_bool, False), "events": (_bool, False)}
 REQUESTS: dict[str, dict[str, tuple[Check, bool]]] = {
@@ -247,7 +254,7 @@ REQUESTS: dict[str, dict[str, tuple[Check, bool]]] = {
 }
 FIELD_HELP = {
     "job": "a job id of 1-128 characters from A-Z a-z 0-9 . _ : - (starting with a letter or digit)",
-    "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
+    "prompt": f"a string of 1 to {MAX_PROMPT_CHARS} characters besides surrounding blanks",
     "frames": "a map {dtype: uint8|uint16|float16|float32, shape: [H, W, 3|4], count: n}",
     "input": "a map {path: string, range: [first, last] or nil}",
     "output": "{mode: inline} or {mode: path, dir: string, format: png|tif|exr, start: int, video: string, "
@@ -255,6 +262,15 @@ FIELD_HELP = {
     "versions": "a list of 1-16 protocol versions this client speaks (integers 1-999), e.g. [1]",
     "settings": "a map of engine setting names to values",
 }
+
+
+def handler_table(handlers: dict[str, Any]) -> dict[str, Any]:
+    """`handlers` (request type -> handler), refused unless it answers exactly the types in REQUESTS:
+    a request type without a handler is a mistake found at import, not an `internal` reply."""
+    missing, extra = sorted(set(REQUESTS) - set(handlers)), sorted(set(handlers) - set(REQUESTS))
+    if missing or extra:
+        raise TypeError(f"the handler table lacks {missing} and has {extra} beyond the protocol's requests.")
+    return dict(handlers)
 
 
 def _check_fields(header: dict[str, Any], spec: dict[str, tuple[Check, bool]]) -> None:
@@ -342,7 +358,7 @@ def to_arrays(desc: dict[str, Any], buffers: Sequence[Any]) -> list[Any]:
 
 
 def error(code: str, message: str, re_: Any = None) -> dict[str, Any]:
-    return {"type": "ERROR", "re": re_, "code": code, "message": message}
+    return {"type": ERROR, "re": re_, "code": code, "message": message}
 
 
 def result_status(state: str | None) -> str:

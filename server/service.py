@@ -36,7 +36,7 @@ from server import jobs
 from server import protocol as P
 from server import cache as cache_defaults
 from server.cache import InversionCache
-from server.jobs import Job, JobStore, is_disk_full
+from server.jobs import Job, JobStore, is_disk_full, job_info
 from server.security import ZAP_DOMAIN, MediaRoots, load_server_keys, start_authenticator
 from server.worker import Worker
 
@@ -50,7 +50,7 @@ REPLY, EVENT, IO_DONE = b"r", b"e", b"d"
 
 @dataclass
 class Options:
-    bind: str = "tcp://127.0.0.1:5555"
+    bind: str = P.DEFAULT_ADDRESS
     state_dir: Path = Path("ipfacediff-state")
     media_roots: list[str] = field(default_factory=list)
     limits: P.Limits = field(default_factory=P.Limits)
@@ -69,15 +69,6 @@ class Options:
     stuck_after_s: float = 600.0  # a running worker silent this long is reported stuck
     sweep_s: float = 60.0  # seconds between retention sweeps
     max_pending: int = 1024  # requests one client may have waiting; later ones are dropped (docs/protocol.md)
-
-
-def job_info(store: JobStore, job: Job) -> dict[str, Any]:
-    """The public view of one job (docs/protocol.md, JobInfo)."""
-    with store.lock:
-        return {"id": job.id, "kind": job.kind, "state": job.state, "position": store.position(job),
-                "created": job.created, "started": job.started, "finished": job.finished,
-                "attempts": job.attempts, "cancel_requested": job.cancel.is_set(), "code": job.code,
-                "error": job.error, "progress": dict(job.progress) or None}
 
 
 def fingerprint(header: dict[str, Any]) -> str:
@@ -302,7 +293,7 @@ class Service:
         age = time.monotonic() - self.worker.beat
         state = ("dead" if not self.worker.is_alive() else
                  "stuck" if running is not None and age > self.opt.stuck_after_s else "alive")
-        return {"type": "HEARTBEAT", "time": time.time(), "busy": running is not None, "job": running,
+        return {"type": P.HEARTBEAT, "time": time.time(), "busy": running is not None, "job": running,
                 "worker": state, "worker_beat_age_s": round(age, 3), "queued": len(self.store.queue)}
 
     def stop(self) -> None:
@@ -335,7 +326,7 @@ class Service:
         try:
             msg = P.unpack(parts, self.limits)
             re_ = msg.header["id"]
-            getattr(self, "_on_" + msg.type.lower())(ident, msg)
+            self.HANDLERS[msg.type](self, ident, msg)
         except P.ProtocolError as exc:
             self.reply(ident, P.error(exc.code, exc.message, exc.re if exc.re is not None else re_))
         except UserError as exc:
@@ -356,7 +347,7 @@ class Service:
         if not common:
             raise P.ProtocolError("bad_version", f"no common protocol version; this engine speaks "
                                                  f"{list(P.SUPPORTED_VERSIONS)}.")
-        self.reply(ident, {"type": "HELLO", "re": msg.header["id"], "version": common[-1],
+        self.reply(ident, {"type": P.HELLO, "re": msg.header["id"], "version": common[-1],
                            "engine_version": ENGINE_VERSION, "capabilities": CAPABILITIES,
                            "model": self.model_identity, "random_weights": self.random_weights,
                            "device": self.device, "dtype": self.dtype, "limits": {**self.limits.to_dict(), "max_pending": self.opt.max_pending},
@@ -383,20 +374,18 @@ class Service:
             raise P.ProtocolError("unavailable", "the engine's worker has stopped; restart the engine.")
         self._to_io("submit", ident, msg)
 
-    _on_preview = _on_submit
-
     def _on_status(self, ident: bytes, msg: P.Message) -> None:
         job = self.store.jobs.get(msg.header["job"])
         if job is not None and msg.header.get("watch"):
             with self.store.lock:
                 job.watchers.add(ident)
         info = job_info(self.store, job) if job else {"id": msg.header["job"], "state": "unknown"}
-        self.reply(ident, {"type": "STATE", "re": msg.header["id"], "job": info})
+        self.reply(ident, {"type": P.STATE, "re": msg.header["id"], "job": info})
 
     def _on_list(self, ident: bytes, msg: P.Message) -> None:
         with self.store.lock:
             jobs = sorted(self.store.jobs.values(), key=lambda j: j.seq)[-1000:]
-            body = {"type": "LIST", "re": msg.header["id"], "running": self.store.running,
+            body = {"type": P.LIST, "re": msg.header["id"], "running": self.store.running,
                     "queue": list(self.store.queue), "jobs": [job_info(self.store, j) for j in jobs],
                     "cache": self.cache.info()}
         self.reply(ident, body)
@@ -405,9 +394,9 @@ class Service:
         job = self._job(msg.header["job"])
         self.store.cancel(job)
         info = job_info(self.store, job)
-        self.reply(ident, {"type": "STATE", "re": msg.header["id"], "job": info})
+        self.reply(ident, {"type": P.STATE, "re": msg.header["id"], "job": info})
         if job.state == "cancelled":
-            self.emit([w for w in job.watchers if w != ident], {"type": "STATE", "job": info}, [])
+            self.emit([w for w in job.watchers if w != ident], {"type": P.STATE, "job": info}, [])
 
     def _on_result(self, ident: bytes, msg: P.Message) -> None:
         self._to_io("result", ident, msg)
@@ -417,7 +406,7 @@ class Service:
         if job.state in ("queued", "running"):
             raise P.ProtocolError("job_active", f"job {job.id!r} is {job.state}; cancel it before releasing it.")
         freed = self.store.release(job)
-        self.reply(ident, {"type": "RELEASED", "re": msg.header["id"], "job": job.id, "freed_bytes": freed})
+        self.reply(ident, {"type": P.RELEASED, "re": msg.header["id"], "job": job.id, "freed_bytes": freed})
 
     def _on_heartbeat(self, ident: bytes, msg: P.Message) -> None:
         self.reply(ident, {**self._beat(), "re": msg.header["id"]})
@@ -425,9 +414,16 @@ class Service:
     def _on_shutdown(self, ident: bytes, msg: P.Message) -> None:
         if not secrets.compare_digest(msg.header["token"].encode(), self.token.encode()):
             raise P.ProtocolError("unauthorised", "SHUTDOWN needs the token from <state-dir>/shutdown.token.")
-        self.reply(ident, {"type": "OK", "re": msg.header["id"]})
+        self.reply(ident, {"type": P.OK, "re": msg.header["id"]})
         self.log("shutdown requested")
         threading.Timer(0.2, self.stop).start()  # let the reply leave first
+
+    # Request type -> handler; refused at import unless it covers exactly protocol.REQUESTS.
+    HANDLERS = P.handler_table({
+        "HELLO": _on_hello, "SUBMIT": _on_submit, "PREVIEW": _on_submit, "STATUS": _on_status, "LIST": _on_list,
+        "CANCEL": _on_cancel, "RESULT": _on_result, "RELEASE": _on_release, "HEARTBEAT": _on_heartbeat,
+        "SHUTDOWN": _on_shutdown,
+    })
 
     # --- disk-touching requests (I/O thread) ----------------------------------------------
     def _io_loop(self) -> None:
@@ -491,7 +487,7 @@ class Service:
                 if h.get("events", True):
                     old.watchers.add(ident)
             info = job_info(self.store, old)
-            self.reply(ident, {"type": "ACCEPTED", "re": h["id"], "job": old.id, "duplicate": True,
+            self.reply(ident, {"type": P.ACCEPTED, "re": h["id"], "job": old.id, "duplicate": True,
                                "state": info["state"], "position": info["position"], "warnings": self.warnings(h)})
             return
         if len(self.store.queue) >= self.limits.max_queue:
@@ -505,13 +501,13 @@ class Service:
         with self.store.lock:
             if h.get("events", True):
                 job.watchers.add(ident)
-        self.reply(ident, {"type": "ACCEPTED", "re": h["id"], "job": job.id, "duplicate": False,
+        self.reply(ident, {"type": P.ACCEPTED, "re": h["id"], "job": job.id, "duplicate": False,
                            "state": "queued", "position": self.store.position(job), "warnings": self.warnings(h)})
 
     def _result(self, ident: bytes, msg: P.Message) -> None:
         h = msg.header
         job = self.store.jobs.get(h["job"])
-        body: dict[str, Any] = {"type": "RESULT", "re": h["id"], "job": h["job"]}
+        body: dict[str, Any] = {"type": P.RESULT, "re": h["id"], "job": h["job"]}
         if job is None:
             self.reply(ident, body | {"status": P.UNKNOWN, "state": "unknown",
                                       "reason": "no such job (never submitted, or released)."})

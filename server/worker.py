@@ -22,8 +22,8 @@ import numpy as np
 from engine.errors import Cancelled, UserError
 from engine.settings import Settings
 from server import cache as cache_mod
-from server.jobs import Job, JobStore, is_disk_full, write_atomic
-from server.protocol import DTYPES, ProtocolError, describe
+from server.jobs import Job, JobStore, is_disk_full, job_info
+from server import protocol as P
 
 Emit = Callable[[list[bytes], dict[str, Any], list[Any]], None]
 
@@ -61,12 +61,10 @@ class Worker(threading.Thread):
             return list(job.watchers)
 
     def state_event(self, job: Job, info: dict[str, Any]) -> None:
-        self.emit(self.watchers(job), {"type": "STATE", "job": info}, [])
+        self.emit(self.watchers(job), {"type": P.STATE, "job": info}, [])
 
     # --- one job -------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
-        from server.service import job_info  # circular at import time only
-
         self.state_event(job, job_info(self.store, job))
         try:
             frames, alpha, first, in_dtype = self.load_inputs(job)
@@ -94,7 +92,7 @@ class Worker(threading.Thread):
                                   error="the engine shut down while this job was running; resubmit it with retry.")
             else:
                 self.store.finish(job, "cancelled", code="cancelled", error="the job was cancelled while running.")
-        except ProtocolError as exc:
+        except P.ProtocolError as exc:
             self.store.finish(job, "failed", code=exc.code, error=exc.message)
         except UserError as exc:
             self.store.finish(job, "failed", code="user_error", error=str(exc))
@@ -114,7 +112,7 @@ class Worker(threading.Thread):
         if "frames" in req:
             desc = req["frames"]
             # mapped, not read: the pages written at ingest are still in the page cache
-            stack = np.memmap(self.store.folder(job.id) / "input.raw", dtype=np.dtype(DTYPES[desc["dtype"]][1]),
+            stack = np.memmap(self.store.folder(job.id) / "input.raw", dtype=np.dtype(P.DTYPES[desc["dtype"]][1]),
                               mode="r", shape=(desc["count"], *desc["shape"]))
             frames = [stack[i, :, :, :3] for i in range(len(stack))]
             alpha = [stack[i, :, :, 3] for i in range(len(stack))] if desc["shape"][2] == 4 else None
@@ -138,19 +136,15 @@ class Worker(threading.Thread):
                 else:
                     with_alpha(self._as_dtype(f, in_dtype), alpha[i], out[i])
             self.store.write(self.store.folder(job.id) / "result.raw", [memoryview(out).cast("B")])
-            return {"mode": "inline", "frames": describe(list(out))}
-        from engine.io import write_frames
+            return {"mode": "inline", "frames": P.describe(list(out))}
+        from engine.io import mark_random_weights, write_frames
 
         out_dir = self.roots.resolve(output["dir"], for_output=True)
         video = self.roots.resolve(output["video"], for_output=True) if output.get("video") else None
         frames = [self._as_dtype(f, in_dtype) for f in frames]  # keep the input's sample type, as inline does
         paths = write_frames(frames, out_dir, start=output.get("start", first), fmt=output.get("format", "png"),
                              video=video, fps=24.0, overwrite=output.get("overwrite", False))
-        marker = out_dir / "RANDOM_WEIGHTS.txt"
-        if self.random_weights:
-            write_atomic(marker, [b"These frames were made by a model with random weights: noise, not an edit.\n"])
-        elif marker.exists():
-            marker.unlink()
+        mark_random_weights(out_dir, self.random_weights)
         return {"mode": "path", "dir": str(out_dir), "paths": [str(p) for p in paths]}
 
     @staticmethod
@@ -169,9 +163,9 @@ class Worker(threading.Thread):
             image = np.ascontiguousarray(self._as_dtype(frame, in_dtype))
             if alpha is not None:
                 image = with_alpha(image, alpha[index], np.empty((*image.shape[:2], 4), image.dtype))
-            info = {"frame": index, "frames": describe([image])}
+            info = {"frame": index, "frames": P.describe([image])}
             job.preview = (info, image)
-            self.emit(self.watchers(job), {"type": "PROGRESS", "job": job.id, "state": "running", **job.progress,
+            self.emit(self.watchers(job), {"type": P.PROGRESS, "job": job.id, "state": "running", **job.progress,
                                            "preview": info}, [image])
 
         return show
@@ -195,6 +189,6 @@ class Worker(threading.Thread):
             if now - last_sent[0] < 0.05 and stage == last_sent[1] and fraction < 1.0:
                 return  # at most ~20 events a second per job, but every stage change and the end
             last_sent[:] = [now, stage]
-            self.emit(self.watchers(job), {"type": "PROGRESS", "job": job.id, "state": "running", **job.progress}, [])
+            self.emit(self.watchers(job), {"type": P.PROGRESS, "job": job.id, "state": "running", **job.progress}, [])
 
         return update

@@ -38,7 +38,7 @@ from engine.farm.status import TaskStatus
 from engine.invert import decode, encode, invert
 from engine.keyframes import KeyframePlan, plan_keyframes
 from engine.meter import Meter
-from engine.models import Models
+from engine.models import DEFAULT_MODEL, Models
 from engine.schedule import Schedule
 from engine.settings import Settings
 
@@ -60,7 +60,7 @@ def _settings(spec: FarmSpec, device: str | None) -> Settings:
 
 
 def _editor(spec: FarmSpec, settings: Settings) -> Editor:
-    return Editor(spec.preset or spec.model or "stabilityai/stable-diffusion-2-1-base",
+    return Editor(spec.preset or spec.model or DEFAULT_MODEL,
                   identity=spec.identity_model, direction=spec.direction_model, device=settings.device,
                   dtype=settings.dtype, model_config=spec.model_config)
 
@@ -116,6 +116,7 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
     """Step 1; `editor`: models already loaded for this spec (else loaded here)."""
     from engine.cli import atomic_write_text
     from engine.faces import load_detector, prepare
+    from engine.io import mark_random_weights
     from engine.prompts import check_prompt
 
     settings = _settings(spec, device)
@@ -145,9 +146,7 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
     tmp = job.keyframes.with_name(f".{job.keyframes.name}.tmp")
     save_file(tensors, str(tmp), metadata={"keyframes": json.dumps(list(kplan.keyframes))})
     tmp.replace(job.keyframes)
-    marker = out / "RANDOM_WEIGHTS.txt"
-    if m.random_weights:
-        atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")
+    mark_random_weights(out, m.random_weights)
     stats = meter.stats(len(members))
     stats.update(keyframes=len(members), bytes_per_keyframe=job.keyframes.stat().st_size / len(members),
                  face_plan_bytes=job.face_plan.stat().st_size, model=m.identity_string, device=str(m.device))

@@ -18,6 +18,8 @@ from engine.io.images import IMAGE_EXTS, read_image
 from engine.io.native import native_stderr
 
 Source = str | os.PathLike
+# Every file a clip can be read from: videos and still images (folders and patterns aside).
+MEDIA_EXTS = video.VIDEO_EXTS + IMAGE_EXTS
 
 
 def read_frames(source: Source, frame_range: tuple[int, int] | None = None) -> Clip:

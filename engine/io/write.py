@@ -5,7 +5,8 @@ In: frames, an output folder, the first frame number, a format, an optional vide
 `overwrite` wish. Out: the written paths. Promises: only the files of this run are written, each
 to a hidden temp file beside its target and then renamed into place; nothing else in the folder
 is ever deleted, moved or changed; an existing file of the same name is replaced only with
-`overwrite=True`; an input is never written over. Folders are created like `mkdir` (0o777 less
+`overwrite=True`; an input is never written over. `mark_random_weights` labels (or, for a real
+model, unlabels) the frames of a random-weight model with RANDOM_WEIGHTS.txt. Folders are created like `mkdir` (0o777 less
 the process umask) and files like `touch` (0o666 less the umask).
 """
 
@@ -26,6 +27,8 @@ from engine.io.clip import Clip
 from engine.io.sequence import DEFAULT_NAME, check_name
 
 _EXTS = {"png": ".png", "tif": ".tif", "tiff": ".tif", "exr": ".exr"}
+# Beside frames made by a model with random weights, and in a folder saved from a preset.
+RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS.txt"
 
 PathLike = str | os.PathLike
 
@@ -161,6 +164,18 @@ def write_frames(
             for folder in reversed(made):
                 _remove_if_empty(folder)
     return [out_dir / name for name in names]
+
+
+def mark_random_weights(out_dir: PathLike, random_weights: bool) -> None:
+    """Label the frames in `out_dir` as noise from a random-weight model (RANDOM_WEIGHTS_MARKER,
+    written atomically), or remove the label an earlier random-weight run left there."""
+    marker = Path(out_dir) / RANDOM_WEIGHTS_MARKER
+    if not random_weights:
+        marker.unlink(missing_ok=True)
+        return
+    tmp = _reserve(marker)
+    tmp.write_text("These frames were made by a model with random weights: noise, not an edit.\n")
+    os.replace(tmp, marker)
 
 
 def _make_folders(folder: Path) -> list[Path]:

@@ -22,17 +22,17 @@ import numpy as np
 from engine.errors import UserError
 from engine.faces.detect import Face
 from engine.faces.plan import prepare
+from engine.io import MEDIA_EXTS
 from engine.metrics.identity import clip_embedding, cosine_distances, retrieval
 from engine.metrics.quality import face_region
 from engine.metrics.temporal import FlowEstimator, warp_errors
 
-VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf"}
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp"}
 TEMPORAL_SIDE = 512  # the paper scores 512² clips: frames are scaled to this long side
 
 
 def list_clips(folder) -> dict[str, Path]:
-    """name -> path of every clip in a folder: videos, image-sequence subfolders, single images."""
+    """name -> path of every clip in a folder: videos, image-sequence subfolders, single images
+    (the files `read_frames` reads; others are not clips)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"'{folder}' is not a folder of clips.")
@@ -40,7 +40,7 @@ def list_clips(folder) -> dict[str, Path]:
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
             continue
-        if p.is_dir() or p.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS:
+        if p.is_dir() or p.suffix.lower() in MEDIA_EXTS:
             out.setdefault(p.stem if p.is_file() else p.name, p)
     if not out:
         raise UserError(f"no clips (videos, image folders or images) in '{folder}'.")
