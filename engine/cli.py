@@ -190,18 +190,14 @@ def write_outputs(args: argparse.Namespace, clip, working, edited: list, stats: 
     """What `edit` writes and says once the edit is done, in-process or through an engine
     (`via`): the frames (and --video), the random-weights label, --stats, the QC line,
     drifted frames and --report, numbered as the source numbers its files."""
-    from engine.io import write_frames
+    from engine.io import mark_random_weights, write_frames
     from engine.metrics.quality import numbered
     from engine.metrics.report import render_report, summary
 
     qc = numbered(qc, clip.first)
     paths = write_frames(working.restore(edited), args.out, start=clip.first, fmt=args.format, video=args.video,
                          fps=clip.fps or 24.0, overwrite=args.overwrite, name=args.name, preview=edited)
-    marker = args.out / "RANDOM_WEIGHTS.txt"
-    if random_weights:
-        atomic_write_text(marker, "These frames were made by a model with random weights: noise, not an edit.\n")
-    elif marker.exists():
-        marker.unlink()
+    mark_random_weights(args.out, random_weights)
     if args.stats:
         atomic_write_text(args.stats, json.dumps({**stats, "qc": qc}, indent=2, default=str))
     if qc is not None:

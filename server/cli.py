@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.cli import add_model_args
 from engine.errors import UserError
-from server import cache, jobs
+from server import cache, joblog, jobs
 from server import protocol as P
 
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -58,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="refuse a SUBMIT (disk_full) whose input would leave less free on the state dir's disk")
     serve.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
     serve.add_argument("--no-fsync", action="store_true", help="skip fsync of results (tmpfs, benchmarks)")
+    serve.add_argument("--log-level", choices=joblog.LEVELS, default="info",
+                       help="info (default): each job's arrival, start, every 10 %% of progress and end; warning: "
+                            "failed jobs, errors and the engine's ready/shutdown lines only; error: errors only")
+    serve.add_argument("--log-file", type=Path, help="also append the log here, with timestamps")
     for name, text in LIMIT_HELP.items():
         default = getattr(P.Limits(), name)
         serve.add_argument("--" + name.replace("_", "-"), type=int, default=default, help=f"{text} (default {default})")
@@ -109,6 +113,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for root in args.media_root:
         if not Path(root).is_dir():
             raise UserError(f"the media root {root} is not a folder.")
+    try:  # before any model loads
+        logger = joblog.configure("ipfacediff.engine", args.log_level, args.log_file)
+    except OSError as exc:
+        raise UserError(f"cannot write the log file {args.log_file}: {exc.strerror}.") from None
     from engine.editor import Editor
     from server.service import Options, Service
 
@@ -121,7 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
                     identity=args.identity_model, direction=args.direction_model, device=args.device,
                     dtype=args.dtype, model_config=args.model_config)
-    service = Service(editor, opts)
+    service = Service(editor, opts, log=logger)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop())
     try:

@@ -18,8 +18,8 @@ import mmap
 import os
 import queue
 import secrets
+import logging
 import shutil
-import sys
 import threading
 import time
 from collections import deque
@@ -37,6 +37,7 @@ from server import protocol as P
 from server import cache as cache_defaults
 from server.cache import InversionCache
 from server.jobs import Job, JobStore, is_disk_full, job_info
+from server.joblog import JobLog
 from server.security import ZAP_DOMAIN, MediaRoots, load_server_keys, start_authenticator
 from server.worker import Worker
 
@@ -78,9 +79,10 @@ def fingerprint(header: dict[str, Any]) -> str:
 
 
 class Service:
-    def __init__(self, editor: Any, options: Options, log=None):
+    def __init__(self, editor: Any, options: Options, log: logging.Logger | None = None):
         self.editor, self.opt = editor, options
-        self.log = log or (lambda msg: print(f"ipfacediff engine: {msg}", file=sys.stderr, flush=True))
+        self.logger = log or logging.getLogger("ipfacediff.engine")  # `serve` configures it (server.joblog)
+        self.log, self.joblog = self.logger.info, JobLog(self.logger)
         self.limits = options.limits
         models = editor.models
         self.model_identity = models.identity_string
@@ -170,14 +172,14 @@ class Service:
         inbox = self.ctx.socket(zmq.PULL)
         inbox.bind(self.outbox)
         self.worker = Worker(self.store, self.editor, self.cache, self.roots, self.emit, self.model_identity,
-                             self.random_weights)
+                             self.random_weights, self.joblog)
         self.worker.start()
         io = threading.Thread(target=self._io_loop, name="ipfacediff-io", daemon=True)
         io.start()
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(inbox, zmq.POLLIN)
-        self.log(f"ready on {self.endpoint} (model {self.model_identity} on {self.device}; "
+        self.joblog.lifecycle(f"ready on {self.endpoint} (model {self.model_identity} on {self.device}; "
                  f"{len(self.store.queue)} queued job(s) recovered)")
         self.ready.set()
         next_beat = next_sweep = time.monotonic()
@@ -308,7 +310,9 @@ class Service:
         inbox.close(linger=0)
         if self.auth is not None:
             self.auth.stop()
+        queued = len(self.store.queue)
         self.store.close()  # the context is left to process exit: other threads' PUSH sockets may linger
+        self.joblog.lifecycle(f"shut down; {queued} queued job(s) kept for the next start")
 
     # --- requests ----------------------------------------------------------------------
     def _handle(self, parts: list[Any]) -> None:
@@ -332,7 +336,7 @@ class Service:
         except UserError as exc:
             self.reply(ident, P.error("user_error", str(exc), re_))
         except Exception as exc:  # never let one request take the loop down
-            self.log(f"internal error answering a request: {type(exc).__name__}: {exc}")
+            self.logger.error(f"internal error answering a request: {type(exc).__name__}: {exc}")
             self.reply(ident, P.error("internal", f"internal error ({type(exc).__name__}).",
                                       re_ if re_ is not None else P.request_id(parts)))
 
@@ -415,7 +419,7 @@ class Service:
         if not secrets.compare_digest(msg.header["token"].encode(), self.token.encode()):
             raise P.ProtocolError("unauthorised", "SHUTDOWN needs the token from <state-dir>/shutdown.token.")
         self.reply(ident, {"type": P.OK, "re": msg.header["id"]})
-        self.log("shutdown requested")
+        self.joblog.lifecycle("shutdown requested")
         threading.Timer(0.2, self.stop).start()  # let the reply leave first
 
     # Request type -> handler; refused at import unless it covers exactly protocol.REQUESTS.
@@ -443,7 +447,7 @@ class Service:
                 self.reply(ident, P.error("user_error", str(exc), msg.header["id"]))
             except Exception as exc:
                 code = "disk_full" if is_disk_full(exc) else "internal"
-                self.log(f"{code} error in {what}: {type(exc).__name__}: {exc}")
+                self.logger.error(f"{code} error in {what}: {type(exc).__name__}: {exc}")
                 self.reply(ident, P.error(code, f"{'the disk is full' if code == 'disk_full' else 'internal error'} "
                                                 f"({type(exc).__name__}: {exc}).", msg.header["id"]))
             finally:
@@ -501,8 +505,10 @@ class Service:
         with self.store.lock:
             if h.get("events", True):
                 job.watchers.add(ident)
+        position = self.store.position(job)
+        self.joblog.arrived(job, position)
         self.reply(ident, {"type": P.ACCEPTED, "re": h["id"], "job": job.id, "duplicate": False,
-                           "state": "queued", "position": self.store.position(job), "warnings": self.warnings(h)})
+                           "state": "queued", "position": position, "warnings": self.warnings(h)})
 
     def _result(self, ident: bytes, msg: P.Message) -> None:
         h = msg.header

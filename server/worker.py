@@ -23,6 +23,7 @@ from engine.errors import Cancelled, UserError
 from engine.settings import Settings
 from server import cache as cache_mod
 from server.jobs import Job, JobStore, is_disk_full, job_info
+from server.joblog import JobLog
 from server import protocol as P
 
 Emit = Callable[[list[bytes], dict[str, Any], list[Any]], None]
@@ -39,9 +40,10 @@ def with_alpha(rgb: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> np.ndarra
 
 class Worker(threading.Thread):
     def __init__(self, store: JobStore, editor: Any, cache: cache_mod.InversionCache, roots: Any, emit: Emit,
-                 model_identity: str, random_weights: bool):
+                 model_identity: str, random_weights: bool, joblog: JobLog):
         super().__init__(name="ipfacediff-worker", daemon=True)
         self.store, self.editor, self.cache, self.roots, self.emit = store, editor, cache, roots, emit
+        self.joblog = joblog
         self.model_identity, self.random_weights = model_identity, random_weights
         self.stopping = threading.Event()
         self.beat = time.monotonic()
@@ -66,6 +68,7 @@ class Worker(threading.Thread):
     # --- one job -------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
         self.state_event(job, job_info(self.store, job))
+        frames: list = []
         try:
             frames, alpha, first, in_dtype = self.load_inputs(job)
             settings = Settings.from_dict(job.request.get("settings") or {})
@@ -77,6 +80,7 @@ class Worker(threading.Thread):
                 frames = [frames[index]]
                 alpha = [alpha[index]] if alpha is not None else None
                 settings = settings.replace(keyframes=None)
+            self.joblog.started(job, len(frames))
             result = self.editor.edit(frames, job.request["prompt"], settings,
                                       progress=self.progress_callback(job, len(frames)),
                                       cancel=self.cancel_check(job), inversions=self.cache,
@@ -104,6 +108,7 @@ class Worker(threading.Thread):
                 traceback.print_exc(file=sys.stderr)
                 self.store.finish(job, "failed", code="internal",
                                   error=f"internal error ({type(exc).__name__}: {exc}).")
+        self.joblog.ended(job, len(frames))
         self.state_event(job, job_info(self.store, job))
 
     def load_inputs(self, job: Job) -> tuple[list[np.ndarray], list[np.ndarray] | None, int, np.dtype]:
@@ -186,6 +191,7 @@ class Worker(threading.Thread):
             job.progress = {"stage": stage, "step": step, "steps": steps, "fraction": round(fraction, 4),
                             "frames": n_frames, "frames_done": n_frames if stage == "done" else 0,
                             "elapsed_s": round(elapsed, 3), "eta_s": round(eta, 3) if eta is not None else None}
+            self.joblog.progress(job, stage, fraction, eta)
             if now - last_sent[0] < 0.05 and stage == last_sent[1] and fraction < 1.0:
                 return  # at most ~20 events a second per job, but every stage change and the end
             last_sent[:] = [now, stage]

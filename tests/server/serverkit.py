@@ -9,6 +9,7 @@ server's own behaviour is tested in well under a second per test. Every wait her
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ class InProcess:
         self.editor = editor or EchoEditor()
         self.address = f"tcp://127.0.0.1:{free_port()}"
         opts = Options(bind=self.address, state_dir=Path(state_dir), fsync=False, heartbeat_s=0.2, **options)
-        self.service = Service(self.editor, opts, log=lambda msg: None)
+        self.service = Service(self.editor, opts, log=logging.getLogger("ipfacediff.tests.engine"))
         self.thread = threading.Thread(target=self.service.run, daemon=True)
 
     def __enter__(self) -> "InProcess":

@@ -5,6 +5,7 @@ worker in HEARTBEAT, result retention, prompt-cut warnings, private state files.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 import time
@@ -119,11 +120,13 @@ class FullDisk(JobStore):
 
 def test_disk_full_fails_the_job_and_the_worker_survives_a_failing_database(tmp_path):
     from server.cache import InversionCache
+    from server.joblog import JobLog
     from server.security import MediaRoots
     from server.worker import Worker
 
     store, editor = FullDisk(tmp_path / "state", fsync=False), EchoEditor()
-    worker = Worker(store, editor, InversionCache(0), MediaRoots([]), lambda *a: None, "echo", True)
+    worker = Worker(store, editor, InversionCache(0), MediaRoots([]), lambda *a: None, "echo", True,
+                    JobLog(logging.getLogger("ipfacediff.tests.engine")))
     worker.start()
     try:
         frames = [memoryview(f).cast("B") for f in clip(1, size=8)]
