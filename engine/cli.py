@@ -122,7 +122,9 @@ class Log:
     """stderr logger; a random-weight run says so on every line."""
 
     def __init__(self, random_weights: bool = False):
-        self.prefix = "[RANDOM WEIGHTS] " if random_weights else ""
+        from engine.io.write import RANDOM_WEIGHTS_LABEL
+
+        self.prefix = f"{RANDOM_WEIGHTS_LABEL} " if random_weights else ""
 
     def __call__(self, message: str) -> None:
         print(f"{self.prefix}{message}", file=sys.stderr, flush=True)
@@ -205,7 +207,7 @@ def write_outputs(args: argparse.Namespace, clip, working, edited: list, stats: 
         if qc["drifted_frames"]:
             log(f"identity drifted in frames: {', '.join(map(str, qc['drifted_frames']))}")
         if args.report:
-            render_report(working.frames, edited, qc, args.report)
+            render_report(working.frames, edited, qc, args.report, random_weights=random_weights)
             log(f"wrote the QC report to {args.report}")
     evals = stats["unet_evals"]["per_frame"]
     log(f"wrote {len(paths)} frames to {args.out}{via} ({evals:.0f} UNet evaluations per frame, "

@@ -67,6 +67,7 @@ def contact_sheet(before: list[np.ndarray], after: list[np.ndarray], label: str,
 def run(args: argparse.Namespace) -> int:
     from engine.cli import main
     from engine.io import read_frames, write_frames
+    from engine.io.write import RANDOM_WEIGHTS_LABEL
     from server.launch import EngineProcess
 
     real = default_model_on_disk()
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         return status
     edited = read_frames(args.out / "edited", frames).frames
     stats = json.loads((args.out / "stats.json").read_text())
-    label = " [RANDOM WEIGHTS]" if stats["random_weights"] else ""
+    label = f" {RANDOM_WEIGHTS_LABEL}" if stats["random_weights"] else ""
     caption = f"top: input  bottom: '{args.prompt}'  model: {stats['model']}"
     sheet = contact_sheet(clip, edited, caption)
     cv2.imwrite(str(args.out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))

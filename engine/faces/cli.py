@@ -88,6 +88,7 @@ def cmd_qc(args: argparse.Namespace) -> int:
     from engine.faces.plan import prepare
     from engine.io import read_frames
     from engine.io.colour import ModelFrames
+    from engine.io.write import RANDOM_WEIGHTS_MARKER
     from engine.metrics.quality import qc
     from engine.metrics.report import render_report
 
@@ -113,7 +114,9 @@ def cmd_qc(args: argparse.Namespace) -> int:
     if not args.json or args.json != "-":
         print(format_qc(result))
     if args.report:
-        render_report(original, edited, result, args.report)
+        folder = Path(args.edited) if Path(args.edited).is_dir() else Path(args.edited).parent
+        render_report(original, edited, result, args.report,
+                      random_weights=(folder / RANDOM_WEIGHTS_MARKER).is_file())  # an edit's own label
         _log(f"wrote {args.report}")
     return 3 if args.fail_on_drift and result["drifted_frames"] else 0
 

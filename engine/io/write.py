@@ -29,6 +29,7 @@ from engine.io.sequence import DEFAULT_NAME, check_name
 _EXTS = {"png": ".png", "tif": ".tif", "tiff": ".tif", "exr": ".exr"}
 # Beside frames made by a model with random weights, and in a folder saved from a preset.
 RANDOM_WEIGHTS_MARKER = "RANDOM_WEIGHTS.txt"
+RANDOM_WEIGHTS_LABEL = "[RANDOM WEIGHTS]"  # on every log line, report, console line and sample grid of such a model
 
 PathLike = str | os.PathLike
 

@@ -2,7 +2,8 @@
 identity distance (and warp error) over time.
 
 In: original and edited frames, the `qc` dict, an output path (.png or .html). Out: the file
-(atomically written). PNG: one figure (matplotlib, Agg backend): keyframe face crops of the
+(atomically written), titled with the random-weights label when the edit came from such a
+model. PNG: one figure (matplotlib, Agg backend): keyframe face crops of the
 original above the edit, each labelled with its frame number (the source's, from the record's
 `first_frame`) and identity distance (red when drifted), plus the first frame of each run that
 passed through unchanged (no usable face), marked so; then identity distance per frame against
@@ -26,6 +27,7 @@ import numpy as np
 from engine.errors import UserError
 from engine.faces.crop import extract
 from engine.faces.image import to_float_rgb
+from engine.io.write import RANDOM_WEIGHTS_LABEL
 
 TILE = 200
 KEYFRAMES = 8
@@ -92,15 +94,18 @@ def check_report_path(path) -> None:
         raise UserError(f"the report must be a .png or .html file; got '{Path(path).name}'.")
 
 
-def render_report(original: Sequence[np.ndarray], edited: Sequence[np.ndarray], qc: dict, path) -> Path:
-    """Write the report to `path` (.png or .html); returns the path."""
+def render_report(original: Sequence[np.ndarray], edited: Sequence[np.ndarray], qc: dict, path,
+                  random_weights: bool = False) -> Path:
+    """Write the report to `path` (.png or .html); returns the path. `random_weights`: the edit
+    came from a model with random weights, and the title says so."""
     path = Path(path)
     check_report_path(path)
-    png = _figure_png(original, edited, qc)
+    title = f"ipfacediff QC {RANDOM_WEIGHTS_LABEL} (noise, not an edit)" if random_weights else "ipfacediff QC"
+    png = _figure_png(original, edited, qc, title)
     if path.suffix.lower() == ".png":
         data = png
     else:
-        data = _html(png, qc).encode()
+        data = _html(png, qc, title).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
@@ -142,7 +147,7 @@ def _f(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def _figure_png(original, edited, qc: dict) -> bytes:
+def _figure_png(original, edited, qc: dict, title: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -161,7 +166,8 @@ def _figure_png(original, edited, qc: dict) -> bytes:
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows + 2, cols, height_ratios=[1] * rows + [1.3, 1.0], hspace=0.35, wspace=0.04,
                             left=0.06, right=0.98, top=1 - 0.8 / (2.0 * rows + 5.2), bottom=0.5 / (2.0 * rows + 5.2))
-    fig.suptitle("ipfacediff QC — " + summary(qc), fontsize=9, wrap=True)
+    fig.suptitle(f"{title} — {summary(qc)}", fontsize=9, wrap=True, color="red" if RANDOM_WEIGHTS_LABEL in title
+                 else "black")
     threshold = qc.get("threshold")
     first = qc.get("first_frame", 0)
     drifted = {number - first for number in qc.get("drifted_frames") or []}
@@ -232,7 +238,7 @@ def _figure_png(original, edited, qc: dict) -> bytes:
     return buf.getvalue()
 
 
-def _html(png: bytes, qc: dict) -> str:
+def _html(png: bytes, qc: dict, title: str) -> str:
     rows = []
     dist = qc.get("identity_distance") or []
     w = qc.get("warp_error") or {}
@@ -248,10 +254,10 @@ def _html(png: bytes, qc: dict) -> str:
         style = ' style="color:#c00;font-weight:bold"' if bad else ' style="color:#777"' if i in skipped else ""
         rows.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     b64 = base64.b64encode(png).decode()
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>ipfacediff QC</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
-<h1>ipfacediff QC</h1><p>{html.escape(summary(qc))}</p>
+<h1>{html.escape(title)}</h1><p>{html.escape(summary(qc))}</p>
 <img alt="contact sheet and identity distance over time" src="data:image/png;base64,{b64}">
 <h2>Per frame</h2><table><tr><th>frame</th><th>status</th><th>identity distance</th>
 <th>warp error (original)</th><th>warp error (edit)</th><th>note</th></tr>

@@ -49,6 +49,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from engine.io.write import RANDOM_WEIGHTS_LABEL
     from engine.training.loop import train
 
     cfg = config_from_args(args)
@@ -60,6 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not summary["main_process"]:  # under `accelerate launch`, one report
         return 0
     losses = ", ".join(f"{k} {v:.4f}" for k, v in summary["final_losses"].items())
-    say(f"trained {summary['trained_steps']} steps to step {summary['steps']} in {summary['seconds']:.1f} s"
+    label = f"{RANDOM_WEIGHTS_LABEL} " if summary["random_weights"] else ""
+    say(f"{label}trained {summary['trained_steps']} steps to step {summary['steps']} in {summary['seconds']:.1f} s"
         + (f"; final {losses}" if losses else ""))
     return 0

@@ -27,6 +27,7 @@ from typing import Callable
 import torch
 
 from engine.errors import UserError
+from engine.io.write import RANDOM_WEIGHTS_LABEL
 from engine.models import load_models
 from engine.training.checkpoints import checkpoints, fingerprint, resume_dir
 from engine.training.clip import Clip, load_clip
@@ -129,6 +130,9 @@ class Trainer:
         if not acc.is_main_process:
             self.say = lambda message: None
         self.models = m = load_models(cfg.model, device=str(acc.device), dtype="fp32", config=cfg.model_config)
+        if m.random_weights:  # every console line says so (the bar and the sample grids too)
+            say_plain = self.say
+            self.say = lambda message: say_plain(f"{RANDOM_WEIGHTS_LABEL} {message}")
         self.cfg = cfg = dataclasses.replace(cfg, resolution=cfg.resolution or m.native_resolution)
         self.data = FaceFolder(cfg.data, cfg.resolution, cfg.caption)
         if cfg.resolution % m.unet_multiple:
@@ -308,7 +312,7 @@ class Trainer:
         if "prompts" in res:
             path.with_suffix(".txt").parent.mkdir(parents=True, exist_ok=True)
             path.with_suffix(".txt").write_text("\n".join(res["prompts"]) + "\n")
-        return write_grid(path, res["images"])
+        return write_grid(path, res["images"], caption=RANDOM_WEIGHTS_LABEL if self.models.random_weights else None)
 
     # --- the loop ----------------------------------------------------------------------
     def run(self) -> dict:
@@ -324,7 +328,7 @@ class Trainer:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.max_steps, initial=start, unit="step", disable=not (self.progress and acc.is_main_process),
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, desc=RANDOM_WEIGHTS_LABEL if self.models.random_weights else None)
         step, micro, history = start, start * cfg.grad_accum, []
         sums: dict[str, float] = {}
         began = time.perf_counter()
@@ -379,7 +383,8 @@ class Trainer:
         summary = {"out": str(self.out), "steps": step, "trained_steps": trained, "seconds": round(seconds, 3),
                    "steps_per_second": round(trained / seconds, 4) if seconds > 0 and trained else None,
                    "final_losses": final, "first_losses": history[0] if history else {},
-                   "trainable_parameters": self.n_trainable, "main_process": acc.is_main_process}
+                   "trainable_parameters": self.n_trainable, "main_process": acc.is_main_process,
+                   "random_weights": self.models.random_weights}
         if not acc.is_main_process:
             return summary
         unet = self._bare()

@@ -69,15 +69,16 @@ class LossLog:
             self.writer.close()
 
 
-def _label(text: str, width: int, height: int = 14) -> np.ndarray:
+def _label(text: str, width: int, height: int = 14, colour: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     strip = np.full((height, width, 3), 255, np.uint8)
-    cv2.putText(strip, text[: max(1, width // 6)], (2, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1,
+    cv2.putText(strip, text[: max(1, width // 6)], (2, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, colour, 1,
                 cv2.LINE_AA)
     return strip
 
 
-def write_grid(path: Path, rows: list[tuple[str, torch.Tensor]], pad: int = 2) -> Path:
-    """A PNG grid: one labelled row per (name, images [B, 3, H, W] in [-1, 1])."""
+def write_grid(path: Path, rows: list[tuple[str, torch.Tensor]], pad: int = 2, caption: str | None = None) -> Path:
+    """A PNG grid: one labelled row per (name, images [B, 3, H, W] in [-1, 1]), under `caption`
+    (in red: e.g. the random-weights label) when given."""
     blocks = []
     for name, images in rows:
         imgs = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -86,6 +87,8 @@ def write_grid(path: Path, rows: list[tuple[str, torch.Tensor]], pad: int = 2) -
         for i, img in enumerate(imgs):
             line[:, i * (w + pad):i * (w + pad) + w] = img
         blocks += [_label(name, line.shape[1]), line, np.full((pad, line.shape[1], 3), 255, np.uint8)]
+    if caption is not None:
+        blocks.insert(0, _label(caption, blocks[0].shape[1], colour=(200, 0, 0)))
     grid = np.concatenate(blocks)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))

@@ -42,7 +42,8 @@ def test_edit_writes_numbered_frames_stats_and_label(sequence, tmp_path):
     assert clip.first == 1003 and clip.frames[0].shape == (64, 64, 3)
     data = json.loads(stats.read_text())
     assert data["random_weights"] is True and data["settings"]["guidance_scale"] == 5.0
-    assert data["keyframes"] == [0, 4, 7] and data["unet_evals"]["per_frame"] == 9
+    # 3T (T = 3) plus the 3 keyframes' q/k re-run by ε1 in the 2 attention steps, over 8 frames
+    assert data["keyframes"] == [0, 4, 7] and data["unet_evals"]["per_frame"] == 9 + 3 * 2 / 8
     assert (out / "RANDOM_WEIGHTS.txt").exists()
     log_lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert log_lines and all(line.startswith("[RANDOM WEIGHTS]") for line in log_lines)
@@ -233,3 +234,19 @@ def test_qc_and_eval_offer_no_paste_back_flags_they_would_ignore():
         dests = {action.dest for action in _subcommands()[name]._actions}
         assert "face_subject" in dests and "qc_every" in dests
         assert not dests & {"face_mask", "face_mask_dilate", "face_feather", "face_paste", "face_color_match"}, name
+
+
+def test_the_qc_report_of_a_random_weight_edit_says_so_in_its_title(sequence, tmp_path, capsys):
+    from engine.cli import main
+
+    report = tmp_path / "qc.html"
+    proc = _edit(sequence, tmp_path / "out", "1001-1002", "--qc-every", "1", "--report", str(report))
+    assert proc.returncode == 0, proc.stderr
+    assert "<title>ipfacediff QC [RANDOM WEIGHTS] (noise, not an edit)</title>" in report.read_text()
+    # `qc` of that folder: the edit's own label (RANDOM_WEIGHTS.txt) titles its report too; a real edit's does not
+    for folder, title in ((tmp_path / "out", "ipfacediff QC [RANDOM WEIGHTS] (noise, not an edit)"),
+                          (sequence, "ipfacediff QC")):
+        again = tmp_path / f"again_{folder.name}.html"
+        assert main(["qc", str(sequence), str(folder), "--frames", "1001-1002", "--report", str(again)]) == 0
+        assert f"<title>{title}</title>" in again.read_text()
+    capsys.readouterr()

@@ -151,13 +151,17 @@ def test_clear_errors_from_the_cli(faces, tmp_path, capsys):
     assert "was made for base model 'tiny'" in err(argv)
 
 
-def test_sample_grid_shows_original_and_reconstruction(faces, tmp_path):
+def test_sample_grid_shows_original_and_reconstruction_and_the_console_and_grid_say_random_weights(faces, tmp_path):
     cfg = tiny_config("identity", faces, tmp_path / "g", max_steps=1, sample_every=1, samples=4)
-    train(cfg, **QUIET)
+    said: list[str] = []
+    train(cfg, say=said.append, progress=False)
     grid = cv2.imread(str(tmp_path / "g" / "samples" / "step_000001.png"))
-    # two labelled rows of four 64² tiles with 2 px gaps
-    assert grid.shape[1] == 4 * 64 + 3 * 2 and grid.shape[0] == 2 * (14 + 64 + 2)
-    assert torch.tensor(grid[14:14 + 64, :64]).float().std() > 10  # a real photo, not blank
+    # the random-weights caption (red text), then two labelled rows of four 64² tiles with 2 px gaps
+    assert grid.shape[1] == 4 * 64 + 3 * 2 and grid.shape[0] == 14 + 2 * (14 + 64 + 2)
+    caption = grid[:14].astype(int)  # BGR
+    assert ((caption[..., 2] > 150) & (caption[..., 0] < 100)).sum() > 20  # red letters
+    assert torch.tensor(grid[28:28 + 64, :64]).float().std() > 10  # a real photo, not blank
+    assert said and all(line.startswith("[RANDOM WEIGHTS] ") for line in said), said
 
 
 def test_precision_accumulation_checkpointing_and_inversion_options_run(faces, tmp_path):
