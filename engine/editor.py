@@ -276,6 +276,7 @@ class Editor:
                 inversion = self._invert(stack, settings, meter, state)
                 if key is not None:
                     inversions.put(key, inversion)
+            del stack  # the float frames are encoded: memory outside the cache stays flat in clip length
             with meter.stage("edit"):
                 edited = edit_latents(m, inversion, prompt, settings, meter, state)
             with meter.stage("decode"):
@@ -299,10 +300,14 @@ class Editor:
                 size: tuple[int, int], dtype: np.dtype) -> list[np.ndarray]:
         """Decode every frame; with a preview, keyframe `first` alone first and shown at once."""
         m, batch = self.models, settings.vae_batch_size
+
+        def frames(z: torch.Tensor) -> list[np.ndarray]:  # batch by batch into the output type
+            return [f for images in decode(m, z, meter, batch) for f in _to_output(images.numpy(), size, dtype)]
+
         if preview is None:
-            return _to_output(decode(m, latents, meter, batch).permute(0, 2, 3, 1).numpy(), size, dtype)
-        head = _to_output(decode(m, latents[first:first + 1], meter, batch).permute(0, 2, 3, 1).numpy(), size, dtype)
+            return frames(latents)
+        head = frames(latents[first:first + 1])
         preview(first, head[0])
         rest = torch.cat([latents[:first], latents[first + 1:]])
-        tail = _to_output(decode(m, rest, meter, batch).permute(0, 2, 3, 1).numpy(), size, dtype) if len(rest) else []
+        tail = frames(rest) if len(rest) else []
         return tail[:first] + head + tail[first:]

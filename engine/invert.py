@@ -72,16 +72,16 @@ def encode(models: Models, frames: torch.Tensor, meter: Meter, batch_size: int) 
 
 
 @torch.no_grad()
-def decode(models: Models, latents: torch.Tensor, meter: Meter, batch_size: int) -> torch.Tensor:
+def decode(models: Models, latents: torch.Tensor, meter: Meter, batch_size: int):
+    """Decoded images [B, H, W, 3] float32 0..1 on the host, one batch at a time (a generator, so
+    the caller converts each batch before the next: no float copy of the whole clip)."""
     vae, cfg = models.vae, models.vae.config
     shift = cfg.get("shift_factor") or 0.0
-    out = []
     for i in range(0, latents.shape[0], batch_size):
         z = latents[i:i + batch_size].to(models.vae_dtype) / cfg.scaling_factor + shift
         with meter.timed("vae"), _tiled(vae, max(z.shape[-2:]) * models.vae_scale_factor):
             x = vae.decode(z).sample
-        out.append(((x.float() + 1) / 2).clamp(0, 1).cpu())
-    return torch.cat(out)
+        yield ((x.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu()
 
 
 @torch.no_grad()
