@@ -26,7 +26,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     from engine.cli import parse_range, settings_from_args
     from engine.farm.spec import FarmSpec
     from engine.farm.template import write_bundle
-    from engine.io import check_output, frame_names, probe
+    from engine.io import check_output, frame_names, probe, read_frames
+    from engine.io.sequence import edited_name
     from engine.presets import preset_names
     from engine.prompts import check_prompt
 
@@ -39,13 +40,14 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     if count < 1 or first < info.first or last > info.first + info.frame_count - 1:
         raise UserError(f"--frames {first}-{last} lies outside the shot's frames {info.first}-"
                         f"{info.first + info.frame_count - 1}.")
+    name = args.name or edited_name(read_frames(args.input, (first, first)).naming)
     spec = FarmSpec(prompt=check_prompt(args.prompt), settings=settings.to_dict(), first=first, count=count,
                     chunk_size=args.chunk_size, model=args.model, preset=args.preset, model_config=args.model_config,
                     identity_model=args.identity_model, direction_model=args.direction_model, format=args.format,
-                    input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace)
+                    name=name, input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace)
     n_chunks = len(spec.chunks)  # refuses a chunk size below 1
     shot = Path(args.input).resolve()
-    check_output(args.out, frame_names(count, start=first, fmt=args.format), overwrite=args.overwrite,
+    check_output(args.out, frame_names(count, start=first, fmt=args.format, name=name), overwrite=args.overwrite,
                  inputs=[shot if shot.exists() else shot.parent])
     job_dir = (args.job_dir or args.bundle / "job").resolve()
     files = write_bundle(args.bundle, spec, shot=shot, out=args.out.resolve(), job_dir=job_dir,
@@ -93,12 +95,14 @@ def register(sub) -> None:
                               "asset_references.yaml)")
     bundle.add_argument("input", help="video file, image-sequence folder, or pattern like shot/frame_%%06d.exr")
     bundle.add_argument("--prompt", required=True, help="what to change, e.g. 'add glasses'")
-    bundle.add_argument("--out", required=True, type=Path, help="output folder for frame_%%06d.<ext>")
+    bundle.add_argument("--out", required=True, type=Path, help="output folder (file names: see --name)")
     bundle.add_argument("--bundle", required=True, type=Path, help="folder to write the job bundle to")
     bundle.add_argument("--job-dir", type=Path, help="shared folder every node reads and writes (default BUNDLE/job)")
     bundle.add_argument("--frames", help="inclusive frame range A-B (sequence numbers, or 0-based video frames)")
     bundle.add_argument("--chunk-size", type=int, default=48, help="frames per Propagate task (default 48)")
     bundle.add_argument("--format", choices=["png", "tif", "exr"], default="png")
+    bundle.add_argument("--name", help="output file names, as for edit (default: the source's with _edit; "
+                        "frame_%%06d for videos)")
     bundle.add_argument("--input-colorspace", help="OpenColorIO colourspace of the input (as for edit)")
     bundle.add_argument("--output-colorspace", help="OpenColorIO colourspace of the output frames (as for edit)")
     bundle.add_argument("--command", help="the ipfacediff command on the nodes (default: this one)")

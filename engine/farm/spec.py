@@ -36,6 +36,9 @@ class FarmSpec:
     identity_model: str | None = None
     direction_model: str | None = None
     format: str = "png"
+    name: str = "frame_%06d"
+    """Output file names: a pattern with one frame-number field (`edit --name`; the bundle
+    defaults it as `edit` does, from the source's naming)."""
     input_colorspace: str | None = None
     output_colorspace: str | None = None
     version: int = VERSION

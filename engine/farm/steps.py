@@ -146,6 +146,7 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
     tmp = job.keyframes.with_name(f".{job.keyframes.name}.tmp")
     save_file(tensors, str(tmp), metadata={"keyframes": json.dumps(list(kplan.keyframes))})
     tmp.replace(job.keyframes)
+    out.mkdir(parents=True, exist_ok=True)
     mark_random_weights(out, m.random_weights)
     stats = meter.stats(len(members))
     stats.update(keyframes=len(members), bytes_per_keyframe=job.keyframes.stat().st_size / len(members),
@@ -211,13 +212,15 @@ def propagate(spec: FarmSpec, chunk: int, shot: str, out: Path, job: JobFolder, 
         status.stage("decoding and pasting", 90, 98)
         final = {f: data["edited"][row[f]] if f in row else x[i].cpu() for i, f in enumerate(members)}
         with meter.stage("decode"):
-            images = decode(m, torch.stack([final[c] for c in mine]).to(m.device), meter, settings.vae_batch_size)
-        crops = _to_output(images.permute(0, 2, 3, 1).numpy(), size, dtype)
+            latents = torch.stack([final[c] for c in mine]).to(m.device)
+            crops = [f for images in decode(m, latents, meter, settings.vae_batch_size)
+                     for f in _to_output(images.numpy(), size, dtype)]
         for crop, c in zip(crops, mine):
             pasted[frames[c] - start] = paste_crop(working.frames[frames[c] - start], a + c, crop, plan, settings)
         stats.update(meter.stats(len(mine)), rebuilt_keyframes=len(sub.keyframes), rebuild_gap=gap)
     status.stage("writing frames", 98, 100)
-    paths = write_frames(working.restore(pasted), out, start=spec.first + start, fmt=spec.format, overwrite=True)
+    paths = write_frames(working.restore(pasted), out, start=spec.first + start, fmt=spec.format, overwrite=True,
+                         name=spec.name)
     atomic_write_text(job.chunk_stats(chunk), json.dumps(stats, indent=1, default=str))
     status.progress(1.0)
     status.status(f"chunk {chunk}: wrote {len(paths)} frames")
@@ -227,7 +230,7 @@ def propagate(spec: FarmSpec, chunk: int, shot: str, out: Path, job: JobFolder, 
 def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskStatus) -> dict:
     from engine.cli import atomic_write_text
     from engine.demo import contact_sheet
-    from engine.io import read_frames
+    from engine.io import frame_names, read_frames
     from engine.io.colour import ModelFrames
     from engine.io.video import to_rgb8, write_video
     from engine.metrics import qc as measure
@@ -240,7 +243,8 @@ def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskS
         raise UserError(f"{job.root} holds no keyframe data: run the Keyframes step first.")
     plan = pickle.loads(job.face_plan.read_bytes())
     working = _read(spec, shot, 0, spec.count)
-    written = read_frames(out, (spec.first, spec.first + spec.count - 1))
+    ext = Path(frame_names(1, fmt=spec.format, name=spec.name)[0]).suffix
+    written = read_frames(str(out / f"{spec.name}{ext}"), (spec.first, spec.first + spec.count - 1))
     if len(written.frames) != spec.count:
         raise UserError(f"{out} holds {len(written.frames)} of the shot's {spec.count} frames; "
                         "run the missing Propagate tasks first.")

@@ -15,8 +15,11 @@ from engine.farm.spec import FarmSpec, JobFolder
 from engine.settings import Settings
 
 SETTINGS = Settings(steps=3, keyframe_interval=2, keyframe_window=2, keyframe_anchors=1, face_mode="full")
+FLAGS = ["--steps", "3", "--keyframe-interval", "2", "--keyframe-window", "2", "--keyframe-anchors", "1",
+         "--mode", "full"]  # SETTINGS as edit / farm bundle flags
 PROMPT = "add glasses"
 FIRST, COUNT = 1001, 10
+NAME = "frame_edit_%06d"  # what edit and farm bundle name the edited frame_%06d
 
 
 def write_shot(folder: Path) -> Path:
@@ -35,7 +38,7 @@ def shot(tmp_path_factory) -> Path:
 
 def spec(chunk_size: int) -> FarmSpec:
     return FarmSpec(prompt=PROMPT, settings=SETTINGS.to_dict(), first=FIRST, count=COUNT, chunk_size=chunk_size,
-                    preset="tiny")
+                    preset="tiny", name=NAME)
 
 
 def run_farm(editor, shot: Path, root: Path, chunk_size: int, order=None) -> tuple[Path, JobFolder]:
@@ -56,16 +59,12 @@ def frames_of(folder: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def one_machine(tiny_editor, shot, tmp_path_factory) -> dict[str, np.ndarray]:
+def one_machine(shot, tmp_path_factory) -> dict[str, np.ndarray]:
     """The frames `ipfacediff edit` writes for the shot (same settings, tiny preset)."""
-    from engine.io import read_frames, write_frames
-    from engine.io.colour import ModelFrames
+    from engine.cli import main
 
-    clip = read_frames(shot)
-    working = ModelFrames.prepare(clip, None, None, "png")
-    result = tiny_editor.edit(working.frames, PROMPT, SETTINGS)
     out = tmp_path_factory.mktemp("one_machine")
-    write_frames(working.restore(result.frames), out, start=clip.first, fmt="png")
+    assert main(["edit", str(shot), "--prompt", PROMPT, "--out", str(out), "--preset", "tiny", "--quiet", *FLAGS]) == 0
     return frames_of(out)
 
 
@@ -83,3 +82,8 @@ def read_pngs():
 @pytest.fixture(scope="session")
 def make_spec():
     return spec
+
+
+@pytest.fixture(scope="session")
+def flags() -> list[str]:
+    return FLAGS

@@ -48,7 +48,7 @@ def test_the_bundle_passes_openjd_check_and_holds_three_dependent_steps(shot, tm
 
 def test_a_bundle_over_existing_frames_is_refused_without_overwrite(shot, tmp_path, capsys):
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "frame_001003.png").write_bytes(b"someone else's")
+    (tmp_path / "out" / "frame_edit_001003.png").write_bytes(b"someone else's")
     assert _bundle(shot, tmp_path) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert not (tmp_path / "bundle").exists()

@@ -31,7 +31,7 @@ def test_the_farm_frames_equal_the_one_machine_edit_with_the_same_names_and_numb
                                                                                  read_pngs):
     out, _ = two_chunks
     farm_frames = read_pngs(out)
-    assert sorted(farm_frames) == [f"frame_{n:06d}.png" for n in range(1001, 1011)]
+    assert sorted(farm_frames) == [f"frame_edit_{n:06d}.png" for n in range(1001, 1011)]
     _close(farm_frames, one_machine)
 
 

@@ -24,11 +24,10 @@ def _env() -> dict:
 
 
 @pytest.fixture(scope="module")
-def job(shot, tmp_path_factory):
+def job(shot, tmp_path_factory, flags):
     root = tmp_path_factory.mktemp("openjd")
     assert main(["farm", "bundle", str(shot), "--prompt", "add glasses", "--out", str(root / "out"),
-                 "--bundle", str(root / "bundle"), "--preset", "tiny", "--steps", "3", "--keyframe-interval", "2",
-                 "--keyframe-window", "2", "--keyframe-anchors", "1", "--mode", "full", "--chunk-size", "5",
+                 "--bundle", str(root / "bundle"), "--preset", "tiny", *flags, "--chunk-size", "5",
                  "--command", str(BIN / "ipfacediff")]) == 0
     bundle = root / "bundle"
     run = subprocess.run([str(BIN / "openjd"), "run", str(bundle / "template.yaml"),
@@ -72,7 +71,7 @@ def test_openjd_run_of_the_bundle_produces_the_shot_equal_to_the_one_machine_edi
 def test_a_killed_task_rerun_writes_the_same_frames(job):
     root, _ = job
     before = _snapshot(root / "out")
-    (root / "out" / "frame_001009.png").unlink()  # as if killed between two renames
+    (root / "out" / "frame_edit_001009.png").unlink()  # as if killed between two renames
     task = subprocess.Popen(_step(root, "propagate", "--chunk", "1"), stdout=subprocess.PIPE, text=True,
                             env=_env(), start_new_session=True)
     for line in task.stdout:
@@ -84,7 +83,7 @@ def test_a_killed_task_rerun_writes_the_same_frames(job):
                           timeout=LIMIT).returncode == 0
     after = _snapshot(root / "out")
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
-    assert all(after[f"frame_{n:06d}.png"][1] == before[f"frame_{n:06d}.png"][1] for n in range(1001, 1006))
+    assert all(after[f"frame_edit_{n:06d}.png"][1] == before[f"frame_edit_{n:06d}.png"][1] for n in range(1001, 1006))
 
 
 def test_a_failed_chunk_does_not_touch_other_frames(job, tmp_path):
