@@ -73,6 +73,7 @@ class JobFolder:
         self.root = Path(root)
         self.keyframes = self.root / "keyframes.safetensors"
         self.face_plan = self.root / "face_plan.pkl"
+        self.crops = self.root / "crops.safetensors"
         self.stats = self.root / "keyframes_stats.json"
         self.qc = self.root / "qc.json"
         self.report = self.root / "qc.png"

@@ -20,7 +20,6 @@ attn1 outputs need ε2 run on those keyframes anyway, which gives their x_t for 
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from engine.attention import PassState
 from engine.edit import edit as edit_latents
 from engine.editor import Editor, _as_float_frames, _check_clip, _hooked, _model_size, _resize, _to_output
 from engine.errors import UserError
+from engine.farm import faceplan
 from engine.farm.spec import FarmSpec, JobFolder
 from engine.farm.split import bracketing, needed_groups, sub_plan
 from engine.farm.status import TaskStatus
@@ -142,7 +142,7 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
     status.stage("writing the keyframe data", 95, 100)
     tensors = {"source": source.cpu().contiguous(), "edited": edited.cpu().contiguous()}
     job.root.mkdir(parents=True, exist_ok=True)
-    _atomic_bytes(job.face_plan, pickle.dumps(plan))
+    plan_bytes = faceplan.save(plan, job)
     tmp = job.keyframes.with_name(f".{job.keyframes.name}.tmp")
     save_file(tensors, str(tmp), metadata={"keyframes": json.dumps(list(kplan.keyframes))})
     tmp.replace(job.keyframes)
@@ -150,7 +150,7 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
     mark_random_weights(out, m.random_weights)
     stats = meter.stats(len(members))
     stats.update(keyframes=len(members), bytes_per_keyframe=job.keyframes.stat().st_size / len(members),
-                 face_plan_bytes=job.face_plan.stat().st_size, model=m.identity_string, device=str(m.device))
+                 face_plan_bytes=plan_bytes, model=m.identity_string, device=str(m.device))
     atomic_write_text(job.stats, json.dumps(stats, indent=1, default=str))
     status.progress(1.0)
     status.status(f"{len(members)} keyframes edited; {stats['bytes_per_keyframe'] / 1024:.0f} KiB per keyframe")
@@ -158,7 +158,7 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
 
 
 def _load_keyframes(job: JobFolder, kplan: KeyframePlan) -> dict[str, torch.Tensor]:
-    if not job.keyframes.exists() or not job.face_plan.exists():
+    if not job.keyframes.exists():
         raise UserError(f"{job.root} holds no keyframe data: run the Keyframes step first.")
     data = load_file(str(job.keyframes))
     if data["edited"].shape[0] != len(kplan.keyframes):
@@ -180,12 +180,11 @@ def propagate(spec: FarmSpec, chunk: int, shot: str, out: Path, job: JobFolder, 
     settings = _settings(spec, device).replace(resolution=None)
     prompt = check_prompt(spec.prompt)
     status.stage(f"chunk {chunk}: frames {spec.first + start}-{spec.first + stop - 1}", 0, 5)
-    if not job.face_plan.exists():
-        raise UserError(f"{job.root} holds no keyframe data: run the Keyframes step first.")
-    plan = pickle.loads(job.face_plan.read_bytes())
+    plan = faceplan.load(job)
     a, frames = _clip_of(plan)
-    working = _read(spec, shot, start, stop)
     mine = [c for c, f in enumerate(frames) if start <= f < stop]
+    faceplan.read_crops(job, plan, [a + c for c in mine])
+    working = _read(spec, shot, start, stop)
     pasted = [np.array(f, copy=True) for f in working.frames]
     stats: dict = {"chunk": chunk, "frames": stop - start}
     if mine:
@@ -239,9 +238,7 @@ def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskS
 
     settings = spec.edit_settings()
     status.stage("reading the shot and the edited frames", 0, 20)
-    if not job.face_plan.exists():
-        raise UserError(f"{job.root} holds no keyframe data: run the Keyframes step first.")
-    plan = pickle.loads(job.face_plan.read_bytes())
+    plan = faceplan.load(job)  # QC reads boxes and faces, not the crops
     working = _read(spec, shot, 0, spec.count)
     ext = Path(frame_names(1, fmt=spec.format, name=spec.name)[0]).suffix
     written = read_frames(str(out / f"{spec.name}{ext}"), (spec.first, spec.first + spec.count - 1))
