@@ -100,7 +100,8 @@ def register(sub) -> None:
     bundle.add_argument("--job-dir", type=Path, help="shared folder every node reads and writes (default BUNDLE/job)")
     bundle.add_argument("--frames", help="inclusive frame range A-B (sequence numbers, or 0-based video frames)")
     bundle.add_argument("--chunk-size", type=int, default=48, help="frames per Propagate task (default 48)")
-    bundle.add_argument("--format", choices=["png", "tif", "exr"], default="png")
+    bundle.add_argument("--format", choices=["png", "tif", "exr"], default="png",
+                        help="file type of the output frames (default png), as for edit")
     bundle.add_argument("--name", help="output file names, as for edit (default: the source's with _edit; "
                         "frame_%%06d for videos)")
     bundle.add_argument("--input-colorspace", help="OpenColorIO colourspace of the input (as for edit)")
