@@ -26,13 +26,14 @@ from engine.attention import FeatureHooks, PassState
 from engine.edit import edit as edit_latents
 from engine.errors import UserError
 from engine import inversion_file
+from engine.inversion_file import HOOK_LAYOUT
 from engine.invert import Inversion, decode, encode, invert
 from engine.keyframes import plan_keyframes
 from engine.meter import CancelCheck, Meter, Progress
 from engine.models import DEFAULT_MODEL, Models, load_models
 from engine.prompts import check_prompt, prompt_warnings
 from engine.schedule import Schedule
-from engine.settings import Settings
+from engine.settings import Settings, inversion_fields
 
 Preview = Callable[[int, np.ndarray], None]
 """Called once per edit with (frame index, that frame edited, in the input's size and dtype)."""
@@ -103,11 +104,10 @@ def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _signature(models: Models, n: int, size: tuple[int, int], settings: Settings) -> tuple:
-    """Everything an inversion depends on; a cached one is reused only when this matches."""
-    return (models.identity_string, models.weights_digest, n, size, settings.steps, settings.source_prompt,
-            settings.source_features, settings.keyframes, settings.keyframe_interval, settings.keyframe_strategy,
-            settings.seed, settings.keyframe_window, settings.keyframe_anchors, settings.attn_injection,
-            settings.conv_injection)
+    """Everything an inversion depends on: the model, the frames' count and model size, the hook
+    layout and the settings marked `inversion` in Settings; a cached one is reused only when this matches."""
+    return (models.identity_string, models.weights_digest, n, size, HOOK_LAYOUT,
+            *((name, getattr(settings, name)) for name in inversion_fields()))
 
 
 def inversion_key(stack: np.ndarray, signature: tuple) -> str:

@@ -5,8 +5,10 @@ In: an `Inversion` and a path (`save`); a path, the loaded `Models` and the edit
 saved ones and whose keyframe plan and schedule are rebuilt from the settings (both are pure
 functions of them); the caller compares the signature with its own before using it.
 
-The tensors are named `t0, t1, …`; the metadata holds the format tag, the signature and the
-store's layout (its keys and the nesting of tuples and dicts around each tensor) as JSON.
+The tensors are named `t0, t1, …`; the metadata holds the format tag, the signature, the hook
+layout the features were captured with (`HOOK_LAYOUT`, also in every signature: a file of
+another layout is refused, as one of another format) and the store's layout (its keys and the
+nesting of tuples and dicts around each tensor) as JSON.
 The writer is our own because `safetensors.torch.save_file` first turns every tensor into
 a bytes object, doubling host memory for a cache that is tens of GiB at SD scale; this one
 streams tensor by tensor in the same format (read back with `safetensors.safe_open`).
@@ -23,13 +25,17 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
+from engine.attention import CONV_LAYER, INJECTION_PREFIXES
 from engine.invert import Inversion
 from engine.keyframes import plan_keyframes
 from engine.schedule import Schedule
 from engine.settings import Settings
 from engine.store import TensorStore, leaves
 
-FORMAT = "ipfacediff-inversion/2"  # /2: keyframe q/k recomputed, compact indices
+FORMAT = "ipfacediff-inversion/3"  # /2: keyframe q/k recomputed, compact indices; /3: the hook layout kept
+# Where the hooks capture and inject (engine.attention): in every inversion's signature and file,
+# so features cached with other layers are a cache miss, never a missing layer mid-edit.
+HOOK_LAYOUT = (INJECTION_PREFIXES, CONV_LAYER)
 _DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
            torch.int32: "I32", torch.int16: "I16", torch.uint8: "U8", torch.bool: "BOOL", torch.float64: "F64"}
 
@@ -83,7 +89,8 @@ def save(inv: Inversion, path: Path) -> int:
         tensors[:] = [(t.dtype, tuple(t.shape)) if isinstance(t, torch.Tensor) else t for t in tensors]
     header: dict[str, Any] = {"__metadata__": {
         "format": FORMAT, "frames": str(inv.plan.n_frames), "cached": json.dumps(inv.cached),
-        "signature": json.dumps(_plain(inv.signature)), "items": json.dumps(items)}}
+        "signature": json.dumps(_plain(inv.signature)), "items": json.dumps(items),
+        "hooks": json.dumps(_plain(HOOK_LAYOUT))}}
     offset = 0
     for i, (dtype, shape) in enumerate(tensors):
         size = torch.Size(shape).numel() * dtype.itemsize
@@ -115,6 +122,8 @@ def load(path: Path, models: Any, settings: Settings, spill: str | Path | None =
         meta = f.metadata() or {}
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path.name} is not an {FORMAT} file")
+        if _tuples(json.loads(meta["hooks"])) != HOOK_LAYOUT:
+            raise ValueError(f"{path.name} holds features of other injection layers")
         signature = _tuples(json.loads(meta["signature"]))
         store = TensorStore(models.device, settings.offload_cache, settings.cache_host_bytes, spill)
         for key, layout in json.loads(meta["items"]):

@@ -3,7 +3,7 @@
 In: keyword values (CLI flags, protocol dicts, plugin parameters). Out: a validated,
 frozen `Settings` (one generic check per field from its annotation and metadata: type,
 finiteness, bounds, choices; errors are one sentence naming the field), `path_fields()`
-(the settings that name files) and `settings_table()` (the Markdown table of every field in
+(the settings that name files), `inversion_fields()` (those the inversion depends on) and `settings_table()` (the Markdown table of every field in
 docs/protocol.md). The CLI, the protocol and the plugins all use this class; none of them
 re-declares a field.
 """
@@ -37,12 +37,14 @@ MAX_KEYFRAMES = 100_000
 
 def setting(default: Any, *, low: float | None = None, high: float | None = None, open_low: bool = False,
             multiple: int | None = None, pattern: str | None = None, expect: str | None = None,
-            path: bool = False) -> Any:
+            path: bool = False, inversion: bool = False) -> Any:
     """A field with its checks as metadata: numbers within [low, high] (low excluded with
     `open_low`, a `multiple` of), strings at most `high` characters or matching `pattern`
-    (`expect` words it), `path`: the value names a file the engine opens (servers confine it)."""
+    (`expect` words it), `path`: the value names a file the engine opens (servers confine it),
+    `inversion`: the inversion depends on it (part of its signature: a cached one made with
+    another value is not reused)."""
     meta = {"low": low, "high": high, "open_low": open_low, "multiple": multiple, "pattern": pattern,
-            "expect": expect, "path": path}
+            "expect": expect, "path": path, "inversion": inversion}
     return dataclasses.field(default=default, metadata={k: v for k, v in meta.items() if v is not None and v is not False})
 
 
@@ -50,35 +52,35 @@ def setting(default: Any, *, low: float | None = None, high: float | None = None
 class Settings:
     """Everything that shapes one edit. Defaults follow the paper and TokenFlow."""
 
-    steps: int = setting(50, low=1, high=1000)
+    steps: int = setting(50, low=1, high=1000, inversion=True)
     """DDIM steps T, used for both inversion and editing (1..1000)."""
     guidance_scale: float = setting(7.5, low=1.0, high=50.0)
     """Classifier-free guidance of the direction model ε2 (1.0 disables guidance; at most 50)."""
     negative_prompt: str = setting("ugly, blurry, low res, unrealistic, deformed face", high=MAX_PROMPT_CHARS)
     """Prompt of the unconditional branch of classifier-free guidance (at most 1000 characters)."""
-    source_prompt: str = setting("a photo of a person's face", high=MAX_PROMPT_CHARS)
+    source_prompt: str = setting("a photo of a person's face", high=MAX_PROMPT_CHARS, inversion=True)
     """Prompt describing the source clip; ε1 inverts and guides with it at guidance 1 (at most 1000
     characters)."""
-    seed: int = setting(0, low=0, high=2 ** 63 - 1)
+    seed: int = setting(0, low=0, high=2 ** 63 - 1, inversion=True)
     """Seeds every random choice of an edit (the `random` keyframe strategy); 0..2⁶³−1."""
-    keyframe_interval: int = setting(8, low=1, high=MAX_FRAMES)
+    keyframe_interval: int = setting(8, low=1, high=MAX_FRAMES, inversion=True)
     """One keyframe every this many frames (1..100000); the last frame is always a keyframe."""
-    keyframe_strategy: KeyframeStrategy = "grid"
+    keyframe_strategy: KeyframeStrategy = setting("grid", inversion=True)
     """`grid`: frames 0, k, 2k, ... ; `random`: one seeded frame in each interval."""
-    keyframes: tuple[int, ...] | None = setting(None, low=0, high=MAX_FRAMES - 1)
+    keyframes: tuple[int, ...] | None = setting(None, low=0, high=MAX_FRAMES - 1, inversion=True)
     """Explicit keyframe indices (0-based within the clip, each below 100000); overrides the two above."""
-    keyframe_window: int = setting(8, low=0, high=MAX_FRAMES)
+    keyframe_window: int = setting(8, low=0, high=MAX_FRAMES, inversion=True)
     """Keyframes per extended-attention group, denoised in one UNet call; a group attends to
     itself, the group before it and the anchors, so cost and memory per frame stay flat on
     long clips (0 = all keyframes in one group and one call)."""
-    keyframe_anchors: int = setting(2, low=0, high=MAX_FRAMES)
+    keyframe_anchors: int = setting(2, low=0, high=MAX_FRAMES, inversion=True)
     """Evenly spread keyframes every keyframe also attends to (global consistency); at most
     `keyframe_window`."""
-    attn_injection: float = setting(0.5, low=0.0, high=1.0)
+    attn_injection: float = setting(0.5, low=0.0, high=1.0, inversion=True)
     """τ_attn: fraction of the denoising steps in which ε1's attn1 queries/keys replace ε2's."""
-    conv_injection: float = setting(0.8, low=0.0, high=1.0)
+    conv_injection: float = setting(0.8, low=0.0, high=1.0, inversion=True)
     """τ_conv: fraction of the steps in which ε1's `up_blocks[1].resnets[1]` feature is injected."""
-    source_features: SourceFeatures = "cached"
+    source_features: SourceFeatures = setting("cached", inversion=True)
     """`cached`: ε1's features are kept from the inversion (the paper; fewer UNet passes).
     `recompute`: ε1 runs on the source trajectory at every edit step (one more pass)."""
     batch_size: int = setting(8, low=1, high=MAX_BATCH)
@@ -252,6 +254,11 @@ def path_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(Settings) if f.metadata.get("path"))
 
 
+def inversion_fields() -> tuple[str, ...]:
+    """Settings the inversion depends on (from the field metadata): the editor's inversion signature."""
+    return tuple(f.name for f in dataclasses.fields(Settings) if f.metadata.get("inversion"))
+
+
 def documented_fields() -> list[tuple[str, Any, str]]:
     """(name, default, doc) for every field, read from this module's source; the CLI help
     and docs are generated from it so the documentation lives in one place."""
@@ -284,4 +291,4 @@ def settings_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-__all__ = ["Settings", "documented_fields", "path_fields", "settings_table"]
+__all__ = ["Settings", "documented_fields", "inversion_fields", "path_fields", "settings_table"]
