@@ -88,6 +88,35 @@ def _check_clip(frames: Sequence[np.ndarray], prompt: str) -> None:
         raise UserError(f"all frames must have the same size; got {sorted(shapes)}.")
 
 
+def _share(progress: Progress | None, start: float, share: float) -> Progress | None:
+    """One subject's progress as its share of the whole edit, so several faces run 0 → 1 once."""
+    if progress is None:
+        return None
+    return lambda stage, step, fraction: progress(stage, step, start + share * fraction)
+
+
+def _summed(per_subject: list[dict], subjects: list[int]) -> dict:
+    """One edit's stats over its subjects (faces): evaluations, seconds and cache bytes summed,
+    peak memory the largest, per-crop figures over all crops; each subject's own under `subjects`."""
+    if len(per_subject) == 1:
+        return dict(per_subject[0])
+    out = dict(per_subject[-1])  # model, device, settings, prompt: the same for every subject
+    crops = sum(s["frames"] for s in per_subject)
+    for key in ("unet_evals", "seconds", "seconds_in", "cache_bytes"):
+        out[key] = {k: sum(s[key].get(k) or 0 for s in per_subject) for k in per_subject[0][key]}
+    out["unet_evals"]["per_frame"] = out["unet_evals"]["total"] / crops
+    out["seconds"]["load"] = per_subject[0]["seconds"]["load"]  # the models loaded once
+    out["peak_memory_bytes"] = {k: max((s["peak_memory_bytes"][k] for s in per_subject
+                                        if s["peak_memory_bytes"][k] is not None), default=None)
+                                for k in per_subject[0]["peak_memory_bytes"]}
+    out["frames"], out["keyframes"] = crops, None  # keyframes differ by subject: see `subjects`
+    out["cache_bytes_per_frame"] = sum(s["cache_bytes_per_frame"] * s["frames"] for s in per_subject) / crops
+    out["inversion_reused"] = all(s["inversion_reused"] for s in per_subject)
+    out["subjects"] = [{"subject": t, **{k: s[k] for k in ("frames", "keyframes", "unet_evals", "seconds")}}
+                       for t, s in zip(subjects, per_subject)]
+    return out
+
+
 def _model_size(h: int, w: int, settings: Settings, multiple: int) -> tuple[int, int]:
     if settings.resolution is not None:
         side = max(multiple, round(settings.resolution / multiple) * multiple)
@@ -213,7 +242,7 @@ class Editor:
             raise UserError(f"no usable frame: {plan.notes[0]}.")
         face_seconds = time.perf_counter() - start
         edited: list[np.ndarray] = []
-        result = None
+        result, per_subject = None, []
         for g, clip in enumerate(plan.clips()):
             first = plan.groups[g][0]
             shown = None
@@ -222,14 +251,17 @@ class Editor:
                     i = plan.crop_frames[first + k]
                     preview(i, paste_crop(frames[i], first + k, crop, plan, settings))
             # crops are already model-sized (full mode: not square), so no further resize
-            result = self.edit_crops(clip, prompt, settings.replace(resolution=None), progress=progress, cancel=cancel,
+            result = self.edit_crops(clip, prompt, settings.replace(resolution=None), cancel=cancel,
+                                     progress=_share(progress, first / len(plan.crops), len(clip) / len(plan.crops)),
                                      inversion=inversion if len(plan.groups) == 1 else None, preview=shown,
                                      inversions=inversions)
             edited += result.frames
+            per_subject.append(result.stats)
         start = time.perf_counter()
         out = paste(frames, edited, plan, settings)
         face_seconds += time.perf_counter() - start
-        stats = dict(result.stats) if result else {"seconds": {"total": 0.0}, "unet_evals": {"total": 0, "per_frame": 0.0}}
+        stats = _summed(per_subject, plan.subjects) if result else \
+            {"seconds": {"total": 0.0}, "unet_evals": {"total": 0, "per_frame": 0.0}}
         report = None
         if settings.qc_every:
             embedder = None
