@@ -17,7 +17,6 @@ streams tensor by tensor in the same format (read back with `safetensors.safe_op
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from safetensors import safe_open
 
 from engine.attention import CONV_LAYER, INJECTION_PREFIXES
 from engine.invert import Inversion
+from engine.io.write import write_atomic
 from engine.keyframes import plan_keyframes
 from engine.schedule import Schedule
 from engine.settings import Settings
@@ -98,21 +98,15 @@ def save(inv: Inversion, path: Path) -> int:
         offset += size
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)  # the format aligns the data to 8 bytes
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(head)))
-            f.write(head)
-            for key in inv.store.keys():
-                for t in leaves(inv.store.host(key)):
-                    f.write(memoryview(t.contiguous().view(-1).view(torch.uint8).numpy()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return 8 + len(head) + offset
+
+    def chunks():
+        yield struct.pack("<Q", len(head))
+        yield head
+        for key in inv.store.keys():
+            for t in leaves(inv.store.host(key)):
+                yield memoryview(t.contiguous().view(-1).view(torch.uint8).numpy())
+
+    return write_atomic(path, chunks())
 
 
 def load(path: Path, models: Any, settings: Settings, spill: str | Path | None = None) -> Inversion:

@@ -43,7 +43,7 @@ class InversionCache:
         self.pending: set[Future] = set()
         if self.folder is not None:
             private_dir(self.folder)
-            for tmp in self.folder.glob("*.tmp"):
+            for tmp in self.folder.glob(".*.tmp*"):  # left by a write that was killed (write_atomic)
                 tmp.unlink(missing_ok=True)
 
     # --- lookups ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine.errors import UserError
+from engine.io.write import write_atomic
 from server.protocol import TERMINAL
 
 SCHEMA = """
@@ -64,25 +65,6 @@ PRIVATE = 0o600  # files under the state dir: the job table, inputs, results, in
 KEEP_RESULTS_S = 7 * 24 * 3600.0
 MAX_RESULTS_BYTES = 64 * 1024 ** 3
 MIN_FREE_BYTES = 256 * 1024 ** 2
-
-
-def write_atomic(path: Path, chunks: Iterable[Any], fsync: bool = True, mode: int = 0o666) -> int:
-    """Write buffers to `path` via a temporary file (created with `mode`, less the umask) and
-    rename; returns bytes written. A failed write leaves no temporary file behind."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{threading.get_ident()}")
-    n = 0
-    try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
-            for chunk in chunks:
-                n += f.write(chunk)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return n
 
 
 def is_disk_full(exc: BaseException) -> bool:

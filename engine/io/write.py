@@ -16,8 +16,10 @@ import math
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -165,6 +167,26 @@ def write_frames(
             for folder in reversed(made):
                 _remove_if_empty(folder)
     return [out_dir / name for name in names]
+
+
+def write_atomic(path: Path, chunks: Iterable[Any], fsync: bool = True, mode: int = 0o666) -> int:
+    """Write buffers to `path` via a hidden temporary file beside it (`.NAME.tmpPID.TID`, created
+    with `mode` less the umask) and rename; returns bytes written. A failed write leaves no
+    temporary file behind; one killed mid-write leaves a file matching `.*.tmp*`."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{threading.get_ident()}")
+    n = 0
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
+            for chunk in chunks:
+                n += f.write(chunk)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
 
 
 def mark_random_weights(out_dir: PathLike, random_weights: bool) -> None:

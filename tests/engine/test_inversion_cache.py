@@ -40,7 +40,7 @@ def test_saved_inversion_loads_back_identical(tiny_editor, inverted, tmp_path, s
     frames, inv = inverted
     path = tmp_path / "inv.safetensors"
     written = inversion_file.save(inv, path)
-    assert path.stat().st_size == written and not list(tmp_path.glob("*.tmp"))
+    assert path.stat().st_size == written and not list(tmp_path.glob(".*.tmp*"))
     with safe_open(str(path), framework="pt") as f:  # a standard safetensors file
         assert f.metadata()["format"] == inversion_file.FORMAT
         n_tensors = len(list(f.keys()))

@@ -94,9 +94,9 @@ def test_damaged_file_is_dropped_and_leftovers_cleaned(tiny_editor, inversions, 
     cache.close()
     path = tmp_path / "k.safetensors"
     path.write_bytes(path.read_bytes()[:1000])  # cut short, as by a full disk
-    (tmp_path / "x.safetensors.tmp").write_bytes(b"half")
+    (tmp_path / ".x.safetensors.tmp123.456").write_bytes(b"half")  # as a killed write_atomic leaves it
     again = InversionCache(0, tmp_path, 1 << 30)
-    assert not (tmp_path / "x.safetensors.tmp").exists()
+    assert not (tmp_path / ".x.safetensors.tmp123.456").exists()
     assert again.get("k", _restore(tiny_editor)) is None
     assert not path.exists() and again.info()["disk_errors"] == 1 and again.info()["misses"] == 1
 
