@@ -8,10 +8,10 @@ In: argv. Out: an exit status — 0 on success; 2 with one sentence on stderr fo
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from engine.dataclass_cli import add_dataclass_flags, dataclass_values
@@ -20,10 +20,13 @@ from engine.errors import Cancelled, UserError
 from engine.progress import StageProgress
 from engine.settings import Settings
 
-# Modules that add their own subcommands through `register(subparsers)`; each lives with
-# the code it drives (server, faces, training, plugins), so this file stays the dispatcher.
-COMMAND_MODULES = ("engine.faces.cli", "engine.training.cli", "server.cli", "plugin_resolve.cli",
-                   "plugin_ofx.install", "engine.farm.cli")
+# The other parts add their own subcommands through a `register(subparsers)` that each names in
+# pyproject.toml, [project.entry-points."ipfacediff.commands"] (faces, training, farm, the engine
+# server, the plugins), so this file stays the dispatcher and the engine imports none of them.
+COMMANDS = "ipfacediff.commands"
+# `edit --engine ADDR` runs through the function the protocol's package names there under
+# [project.entry-points."ipfacediff.remote"] as `edit`.
+REMOTE = "ipfacediff.remote"
 
 # Short flag names the issue tracker and users know, besides the generated ones.
 ALIASES = {"guidance_scale": ["--guidance"], "face_mode": ["--mode"]}
@@ -98,24 +101,28 @@ def build_parser() -> argparse.ArgumentParser:
                       "before/after and identity distance over time")
     edit.add_argument("--quiet", action="store_true", help="no progress (on a terminal one bar per stage; "
                       "elsewhere a line every few seconds)")
+    edit.add_argument("--engine", metavar="ADDR", help="run the edit through a running engine (ipfacediff serve); "
+                      "the model is the engine's")
+    edit.add_argument("--engine-keys", type=Path, help="keys folder for a CURVE engine")
     add_settings_flags(edit)
     edit.set_defaults(func=cmd_edit)
-
-    demo = sub.add_parser("demo", help="edit a short real-face clip end to end (the README's main job)")
-    demo.add_argument("--out", type=Path, default=Path("demo_out"),
-                      help="the demo's own folder, replaced on every run (default demo_out)")
-    demo.add_argument("--prompt", default="add glasses", help="the edit (default 'add glasses')")
-    demo.add_argument("--frames", type=int, default=16, help="length of the clip made from the photo (default 16)")
-    demo.set_defaults(func=lambda a: __import__("engine.demo", fromlist=["run"]).run(a))
-    for name in COMMAND_MODULES:
+    for point in sorted(entry_points(group=COMMANDS), key=lambda p: p.name):
         try:
-            module = importlib.import_module(name)
+            register = point.load()
         except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
+            if exc.name is not None and point.module.startswith(exc.name):
                 continue  # that part of the product is not installed / not built yet
             raise
-        module.register(sub)
+        register(sub)
     return parser
+
+
+def remote_edit():
+    """The function that runs `edit --engine` (see REMOTE)."""
+    found = [p for p in entry_points(group=REMOTE) if p.name == "edit"]
+    if not found:
+        raise UserError("--engine needs the engine client, which this installation lacks; reinstall ipfacediff.")
+    return found[0].load()
 
 
 class Log:
@@ -153,10 +160,13 @@ def check_edit_outputs(args: argparse.Namespace, clip) -> None:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
+    if args.engine:
+        return remote_edit()(args)
     from engine.editor import Editor
     from engine.io import read_frames
     from engine.io.colour import ModelFrames
     from engine.io.sequence import edited_name
+    from engine.models import DEFAULT_MODEL
     from engine.presets import preset_names
     from engine.prompts import check_prompt, prompt_warnings
 
@@ -168,7 +178,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     args.name = args.name or edited_name(clip.naming)
     working = ModelFrames.prepare(clip, args.input_colorspace, args.output_colorspace, args.format)
     check_edit_outputs(args, clip)
-    editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
+    editor = Editor(args.preset or args.model or DEFAULT_MODEL,
                     identity=args.identity_model, direction=args.direction_model,
                     device=settings.device, dtype=settings.dtype, model_config=args.model_config)
     log = Log(editor.models.random_weights)

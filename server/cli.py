@@ -1,9 +1,10 @@
-"""Subcommands `serve` and `keys`, and `edit --engine ADDR`, registered into the `ipfacediff` CLI.
+"""Subcommands `serve` and `keys`, and what `edit --engine ADDR` runs (`cmd_edit_remote`).
 
-In: argparse subparsers (from engine.cli). Out: `serve` runs the engine until SHUTDOWN or a
-signal (exit 0; 2 with one sentence for bad configuration, checked before any model loads);
-`keys` writes CURVE key files; `edit --engine` runs the edit through a running engine and
-writes the same files as the in-process edit.
+In: argparse subparsers (from engine.cli, through the `ipfacediff.commands` entry point), or the
+parsed `edit` arguments (through `ipfacediff.remote`). Out: `serve` runs the engine until
+SHUTDOWN or a signal (exit 0; 2 with one sentence for bad configuration, checked before any
+model loads); `keys` writes CURVE key files; `edit --engine` runs the edit through a running
+engine and writes the same files as the in-process edit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from engine.errors import UserError
 from server import cache, joblog, jobs
 from server import protocol as P
 
-DEFAULT_BIND = "tcp://127.0.0.1:5555"
 CONNECT_S = 5.0  # how long `edit --engine` waits for the engine's first answer
 LIMIT_HELP = {  # the engine's request limits (protocol.Limits; reported in HELLO)
     "max_parts": "refuse (too_large) a message of more parts than this",
@@ -32,7 +32,7 @@ LIMIT_HELP = {  # the engine's request limits (protocol.Limits; reported in HELL
 
 def register(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="run the engine: models stay loaded, clients talk ZeroMQ (docs/protocol.md)")
-    serve.add_argument("--bind", default=DEFAULT_BIND, help=f"ZeroMQ endpoint (default {DEFAULT_BIND}); any "
+    serve.add_argument("--bind", default=P.DEFAULT_ADDRESS, help=f"ZeroMQ endpoint (default {P.DEFAULT_ADDRESS}); any "
                        "non-loopback tcp address requires --keys")
     add_model_args(serve)
     serve.add_argument("--device", default="auto", help="cuda, cuda:1, mps or cpu (default auto: the first "
@@ -73,13 +73,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     keys.add_argument("--client", action="append", default=[], help="client name (repeatable)")
     keys.set_defaults(func=cmd_keys)
 
-    edit = sub.choices.get("edit")
-    if edit is not None:
-        edit.add_argument("--engine", metavar="ADDR", help="run the edit through a running engine (ipfacediff serve)")
-        edit.add_argument("--engine-keys", type=Path, help="keys folder for a CURVE engine")
-        in_process = edit.get_default("func")
-        edit.set_defaults(func=lambda a: cmd_edit_remote(a) if a.engine else in_process(a))
-
 
 def duration(text: str) -> float:
     """'90', '90s', '30m', '12h' or '7d' -> seconds (argparse type)."""
@@ -118,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot write the log file {args.log_file}: {exc.strerror}.") from None
     from engine.editor import Editor
+    from engine.models import DEFAULT_MODEL
     from server.service import Options, Service
 
     limits = P.Limits(**{n: getattr(args, n) for n in LIMIT_HELP})
@@ -126,7 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                    curve=args.curve, heartbeat_s=args.heartbeat, fsync=not args.no_fsync,
                    keep_results_s=args.keep_results, max_results_bytes=args.max_results_bytes,
                    min_free_bytes=args.min_free_bytes)
-    editor = Editor(args.preset or args.model or "stabilityai/stable-diffusion-2-1-base",
+    editor = Editor(args.preset or args.model or DEFAULT_MODEL,
                     identity=args.identity_model, direction=args.direction_model, device=args.device,
                     dtype=args.dtype, model_config=args.model_config)
     service = Service(editor, opts, log=logger)
