@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.attention import FeatureHooks
+from engine.attention import PassState
 from engine.edit import edit as edit_latents
-from engine.editor import Editor, _as_float_frames, _check_clip, _model_size, _resize, _to_output
+from engine.editor import Editor, _as_float_frames, _check_clip, _hooked, _model_size, _resize, _to_output
 from engine.errors import UserError
 from engine.farm import faceplan
 from engine.farm.spec import FarmSpec, JobFolder
@@ -89,11 +89,12 @@ def _edit_sub(models: Models, latents: torch.Tensor, sub: KeyframePlan, settings
               meter: Meter) -> torch.Tensor:
     """The engine's inversion and edit of a sub-clip with its own keyframe plan."""
     schedule = Schedule.build(models.scheduler_config, settings, models.device)
-    with FeatureHooks(*models.unets()) as hooks:
+    state = PassState()
+    with _hooked(models, state):
         with meter.stage("invert"):
-            inv = invert(models, latents, sub, schedule, settings, meter, hooks)
+            inv = invert(models, latents, sub, schedule, settings, meter, state)
         with meter.stage("edit"):
-            return edit_latents(models, inv, prompt, settings, meter, hooks)
+            return edit_latents(models, inv, prompt, settings, meter, state)
 
 
 def _meter(models: Models, sub: KeyframePlan, settings: Settings, status: TaskStatus) -> Meter:
