@@ -1,26 +1,33 @@
-"""The hooks an edit installs in a UNet: attn1 processors and one conv forward hook.
+"""The hooks an edit installs in its UNets: attn1 processors and one conv forward hook.
 
-In: a UNet and a `PassState` that the edit loop sets before every UNet pass. Out: nothing
-global — `FeatureHooks.apply()` installs diffusers attention processors on every attn1
-(self-attention) and a forward hook on `up_blocks[1].resnets[1].conv2`, `remove()` puts
-the UNet back exactly as it was. What a pass does is chosen by `PassState.mode`:
+In: the UNets of an edit; for every UNet call a frozen pass spec — `SourceSpec`,
+`KeyframeSpec` or `PropagateSpec` — given to `FeatureHooks.run(spec)`, which installs it for
+exactly that call and yields a fresh `Sink` for what the call captures. Out: nothing global —
+`FeatureHooks.apply()` installs diffusers attention processors on every attn1
+(self-attention) and a forward hook on the conv injection layer, `remove()` puts the UNets
+back exactly as they were; a hooked UNet called outside `run` raises. What a pass does:
 
-- `source`: plain per-frame attention (ε1 on the source trajectory); captures the attn1
-  input tokens of every block (for correspondences), the attn1 q/k of the injection layers
-  and the conv feature, as requested.
-- `keyframes`: ε2 on the keyframes of one call; injected q/k (PnP) at the injection layers,
-  extended attention of each keyframe group over its key keyframes as one SDPA call per
-  group — keys of keyframes denoised in an earlier call come from `kv_bank`, where every call
-  leaves the keys/values later groups need; attn1 outputs kept for propagation.
-- `propagate`: ε2 on other frames; attn1 output replaced by keyframe outputs gathered
+- `SourceSpec`: plain per-frame attention (ε1 on the source trajectory); the sink gets the
+  attn1 input tokens of every block (for correspondences), the attn1 q/k of the injection
+  layers and the conv feature, as requested.
+- `KeyframeSpec`: ε2 on the keyframes of one call; injected q/k (PnP) at the injection
+  layers, extended attention of each keyframe group over its key keyframes as one SDPA call
+  per group — keys of keyframes denoised in an earlier call come from the spec's `bank`
+  (what those calls' sinks kept in `kv`); the sink gets the attn1 outputs (for propagation)
+  and the keys/values of the `keep` positions.
+- `PropagateSpec`: ε2 on other frames; attn1 output replaced by keyframe outputs gathered
   through the nearest-neighbour indices and blended by temporal distance.
-The conv feature is injected in `keyframes` and `propagate` passes when given.
+The conv feature is injected in keyframe and propagate passes when the spec holds one.
+
+The injection layers are chosen here and nowhere else: `INJECTION_PREFIXES` (attn1 q/k) and
+`CONV_LAYER` (conv feature).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Iterator, Mapping, Union
 
 import torch
 import torch.nn.functional as F
@@ -33,45 +40,75 @@ INJECTION_PREFIXES = ("up_blocks.1.attentions.1.", "up_blocks.1.attentions.2.",
                       "up_blocks.2.attentions.", "up_blocks.3.attentions.")
 CONV_LAYER = "up_blocks.1.resnets.1.conv2"
 
+QK = tuple[torch.Tensor, torch.Tensor]
+
 
 def is_injection_layer(name: str) -> bool:
     return name.startswith(INJECTION_PREFIXES)
 
 
-@dataclass
-class PassState:
-    """Instructions for the next UNet pass, and what it leaves behind. Owned by one edit."""
+@dataclass(frozen=True)
+class SourceSpec:
+    """ε1 on source latents (guidance 1): plain attention; what the sink should capture."""
 
-    mode: Literal["source", "keyframes", "propagate"] = "source"
+    tokens: bool = False
+    qk: bool = False
+    conv: bool = False
+
+
+@dataclass(frozen=True)
+class KeyframeSpec:
+    """ε2 on the keyframes of one call, guidance branches stacked in the batch."""
+
+    groups: tuple
+    """(query positions, key positions) of the call's attention groups."""
+    positions: tuple[int, ...] = ()
+    """Keyframe position of each batch entry (per branch); default 0, 1, …"""
     branches: int = 1
-    """Guidance branches stacked in the batch (2 with classifier-free guidance)."""
-    # source pass: what to capture
-    capture_tokens: bool = False
-    capture_qk: bool = False
-    capture_conv: bool = False
-    tokens: dict[str, torch.Tensor] = field(default_factory=dict)
-    qk: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    conv: torch.Tensor | None = None
-    # keyframe pass: the call's keyframe positions (batch order), its attention groups, the
-    # positions whose attn1 keys/values later calls need, and those kept so far per layer
-    inject_qk: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
-    call: tuple[int, ...] = ()
-    groups: tuple = ()
     keep: frozenset = frozenset()
-    kv_bank: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
-    kf_out: dict[str, torch.Tensor] = field(default_factory=dict)
-    """keyframes: per layer the call's attn1 outputs [C, n, S, D]; propagate: those of the
-    batch's keyframes, indexed by `past` / `future`."""
-    # propagate pass: per layer (idx_past, idx_future) [B, S], and the batch's keyframe links
-    nn: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    past: torch.Tensor | None = None
-    future: torch.Tensor | None = None
-    w_past: torch.Tensor | None = None
-    # keyframe and propagate passes
+    """Positions whose attn1 keys/values later calls attend to: left in the sink's `kv`."""
+    bank: Mapping[str, Mapping[int, QK]] = field(default_factory=dict)
+    """Per layer, keys/values of the keyframes of earlier calls (their sinks' `kv`)."""
+    inject_qk: Mapping[str, QK] | None = None
+    """Per injection layer, ε1's attn1 (queries, keys) of these keyframes."""
     inject_conv: torch.Tensor | None = None
 
-    def reset_captures(self) -> None:
-        self.tokens, self.qk, self.conv = {}, {}, None
+
+@dataclass(frozen=True)
+class PropagateSpec:
+    """ε2 on a batch of other frames, attn1 outputs propagated from their keyframes."""
+
+    kf_out: Mapping[str, torch.Tensor]
+    """Per layer, the attn1 outputs [C, K, S, D] of the batch's K keyframes."""
+    nn: Mapping[str, QK]
+    """Per layer, (idx_past, idx_future) [B, S] token indices into those keyframes."""
+    past: torch.Tensor
+    """[B] position (in `kf_out`) of each frame's past keyframe; `future` likewise."""
+    future: torch.Tensor
+    w_past: torch.Tensor
+    branches: int = 1
+    inject_conv: torch.Tensor | None = None
+
+
+PassSpec = Union[SourceSpec, KeyframeSpec, PropagateSpec]
+
+
+@dataclass
+class Sink:
+    """What one UNet call captured; every `FeatureHooks.run` yields a new one."""
+
+    tokens: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Source: per attn1 layer, the layer's input tokens [B, S, D]."""
+    qk: dict[str, QK] = field(default_factory=dict)
+    """Source: per injection layer, attn1 (queries, keys) [B, S, D]."""
+    conv: torch.Tensor | None = None
+    kf_out: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Keyframes: per layer, the call's attn1 outputs [C, n, S, D]."""
+    kv: dict[str, dict[int, QK]] = field(default_factory=dict)
+    """Keyframes: per layer, the keys/values of the spec's `keep` positions."""
+
+
+Current = Callable[[], tuple[PassSpec, Sink]]
 
 
 def _heads(t: torch.Tensor, heads: int) -> torch.Tensor:
@@ -87,47 +124,44 @@ def _merge(t: torch.Tensor) -> torch.Tensor:
 
 
 class SelfAttentionProcessor:
-    """attn1 processor of one layer; reads and writes the edit's `PassState`."""
+    """attn1 processor of one layer; `current()` gives the running pass's spec and sink."""
 
-    def __init__(self, name: str, state: PassState):
+    def __init__(self, name: str, current: Current):
         self.name = name
         self.layer = name.removesuffix(".processor")
-        self.state = state
+        self.current = current
         self.injects = is_injection_layer(name)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        st = self.state
-        if st.mode == "propagate":
-            idx_p, idx_f = st.nn[self.layer]
-            out = gather_propagated(st.kf_out[self.layer], st.past, st.future, idx_p, idx_f, st.w_past)
+        spec, sink = self.current()
+        if isinstance(spec, PropagateSpec):
+            idx_p, idx_f = spec.nn[self.layer]
+            out = gather_propagated(spec.kf_out[self.layer], spec.past, spec.future, idx_p, idx_f, spec.w_past)
             return out.reshape(hidden_states.shape)
         q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        if st.mode == "source":
-            if st.capture_tokens:
-                st.tokens[self.layer] = hidden_states
-            if st.capture_qk and self.injects:
-                st.qk[self.layer] = (q, k)
+        if isinstance(spec, SourceSpec):
+            if spec.tokens:
+                sink.tokens[self.layer] = hidden_states
+            if spec.qk and self.injects:
+                sink.qk[self.layer] = (q, k)
             out = _merge(F.scaled_dot_product_attention(_heads(q, attn.heads), _heads(k, attn.heads),
                                                         _heads(v, attn.heads), scale=attn.scale))
-        else:
-            out = self._keyframe_attention(attn, q, k, v)
-        out = attn.to_out[1](attn.to_out[0](out))
-        if st.mode == "keyframes":
-            st.kf_out[self.layer] = out.view(st.branches, -1, *out.shape[1:])
+            return attn.to_out[1](attn.to_out[0](out))
+        out = attn.to_out[1](attn.to_out[0](self._keyframe_attention(attn, spec, sink, q, k, v)))
+        sink.kf_out[self.layer] = out.view(spec.branches, -1, *out.shape[1:])
         return out
 
-    def _keyframe_attention(self, attn, q, k, v):
-        st = self.state
-        c = st.branches
+    def _keyframe_attention(self, attn, spec: KeyframeSpec, sink: Sink, q, k, v):
+        c = spec.branches
         q, k, v = (t.view(c, -1, *t.shape[1:]) for t in (q, k, v))  # [C, K, S, D]
-        if st.inject_qk is not None and self.injects:
-            src_q, src_k = st.inject_qk[self.layer]
+        if spec.inject_qk is not None and self.injects:
+            src_q, src_k = spec.inject_qk[self.layer]
             q = src_q.to(q.dtype).unsqueeze(0).expand_as(q)
             k = src_k.to(k.dtype).unsqueeze(0).expand_as(k)
-        local = {p: i for i, p in enumerate(st.call or range(q.shape[1]))}
-        bank = st.kv_bank.setdefault(self.layer, {})
-        for p in st.keep:
-            bank[p] = (k[:, local[p]].clone(), v[:, local[p]].clone())
+        local = {p: i for i, p in enumerate(spec.positions or range(q.shape[1]))}
+        if spec.keep:
+            sink.kv[self.layer] = {p: (k[:, local[p]].clone(), v[:, local[p]].clone()) for p in spec.keep}
+        bank = spec.bank.get(self.layer, {})
 
         def tokens(t: torch.Tensor, which: int, keys: tuple[int, ...]) -> torch.Tensor:
             """[C, len(keys)·S, D]: the keys' tokens in position order, from this call or the bank."""
@@ -137,7 +171,7 @@ class SelfAttentionProcessor:
 
         out = torch.empty_like(v)
         n_kf, s, d = v.shape[1:]
-        for queries, keys in st.groups:
+        for queries, keys in spec.groups:
             qi = [local[p] for p in queries]
             # One SDPA call per group: all its keyframes' queries against the concatenated
             # tokens of its key keyframes; K/V are never repeated per keyframe.
@@ -158,33 +192,40 @@ def _unsupported(attn) -> str | None:
 
 
 class FeatureHooks:
-    """Apply/remove pair for one UNet: processors on every attn1, a forward hook on the conv
-    injection layer. Use as a context manager; the UNet is restored on exit, errors too."""
+    """Apply/remove pair for the UNets of one edit: processors on every attn1, a forward hook
+    on the conv injection layer. Use as a context manager; the UNets are restored on exit,
+    errors too. `run(spec)` is the only way a pass reaches the hooks."""
 
-    def __init__(self, unet, state: PassState):
-        self.unet, self.state = unet, state
-        self._saved: dict | None = None
-        self._handle = None
+    def __init__(self, *unets):
+        self.unets = unets
+        self._saved: list[tuple[object, dict]] = []
+        self._handles: list = []
+        self._pass: tuple[PassSpec, Sink] | None = None
 
     def apply(self) -> "FeatureHooks":
-        for name, module in self.unet.named_modules():
-            if name.endswith(".attn1") and _unsupported(module):
-                raise UserError(f"the UNet's self-attention {name} uses {_unsupported(module)}, which the "
-                                "editing processors do not implement; use a Stable Diffusion 1.x/2.x UNet.")
-        self._saved = dict(self.unet.attn_processors)
-        procs = {name: SelfAttentionProcessor(name, self.state) if ".attn1." in name else proc
-                 for name, proc in self._saved.items()}
-        self.unet.set_attn_processor(procs)
-        self._handle = self.unet.get_submodule(CONV_LAYER).register_forward_hook(self._conv_hook)
+        for unet in self.unets:
+            for name, module in unet.named_modules():
+                if name.endswith(".attn1") and _unsupported(module):
+                    raise UserError(f"the UNet's self-attention {name} uses {_unsupported(module)}, which the "
+                                    "editing processors do not implement; use a Stable Diffusion 1.x/2.x UNet.")
+        try:
+            for unet in self.unets:
+                saved = dict(unet.attn_processors)
+                self._saved.append((unet, saved))
+                unet.set_attn_processor({name: SelfAttentionProcessor(name, self.current) if ".attn1." in name
+                                         else proc for name, proc in saved.items()})
+                self._handles.append(unet.get_submodule(CONV_LAYER).register_forward_hook(self._conv_hook))
+        except BaseException:
+            self.remove()
+            raise
         return self
 
     def remove(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-        if self._saved is not None:
-            self.unet.set_attn_processor(self._saved)
-            self._saved = None
+        for handle in self._handles:
+            handle.remove()
+        for unet, saved in self._saved:
+            unet.set_attn_processor(saved)
+        self._handles, self._saved = [], []
 
     def __enter__(self) -> "FeatureHooks":
         return self.apply()
@@ -192,13 +233,30 @@ class FeatureHooks:
     def __exit__(self, *exc) -> None:
         self.remove()
 
+    @contextmanager
+    def run(self, spec: PassSpec) -> Iterator[Sink]:
+        """Install `spec` for the one UNet call made inside; yields that call's new `Sink`."""
+        if self._pass is not None:
+            raise RuntimeError("a UNet pass is already running; passes do not nest.")
+        sink = Sink()
+        self._pass = (spec, sink)
+        try:
+            yield sink
+        finally:
+            self._pass = None
+
+    def current(self) -> tuple[PassSpec, Sink]:
+        if self._pass is None:
+            raise RuntimeError("a hooked UNet was called outside FeatureHooks.run: every call needs its pass spec.")
+        return self._pass
+
     def _conv_hook(self, module, inputs, output):
-        st = self.state
-        if st.mode == "source":
-            if st.capture_conv:
-                st.conv = output
+        spec, sink = self.current()
+        if isinstance(spec, SourceSpec):
+            if spec.conv:
+                sink.conv = output
             return None
-        if st.inject_conv is None:
+        if spec.inject_conv is None:
             return None
-        c = st.branches
-        return st.inject_conv.to(output.dtype).unsqueeze(0).expand(c, *st.inject_conv.shape).reshape(output.shape)
+        c = spec.branches
+        return spec.inject_conv.to(output.dtype).unsqueeze(0).expand(c, *spec.inject_conv.shape).reshape(output.shape)

@@ -12,13 +12,15 @@ keyframe group or `batch_size` other frames, × guidance branches):
   b. a batch of other frames, once its past and future keyframes are done: ε2 with its attn1
      output propagated from them through nearest-neighbour correspondences;
   then one scheduler step for all frames. Features of keyframes no later call needs are dropped.
+Each UNet call gets its own frozen pass spec (`engine.attention`) and a fresh sink; what
+outlives a call (keyframe attn1 outputs and kept keys/values) is held by the step's `_Step`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from engine.attention import PassState
+from engine.attention import FeatureHooks, KeyframeSpec, PassSpec, PropagateSpec, Sink
 from engine.invert import Inversion
 from engine.keyframes import Call
 from engine.meter import Meter
@@ -37,9 +39,9 @@ def _guided(eps: torch.Tensor, branches: int, scale: float) -> torch.Tensor:
 class _Step:
     """One edit step: ε1's features per call and ε2's calls, sharing what earlier calls left."""
 
-    def __init__(self, models: Models, inv: Inversion, settings: Settings, meter: Meter, state: PassState,
+    def __init__(self, models: Models, inv: Inversion, settings: Settings, meter: Meter, hooks: FeatureHooks,
                  text: torch.Tensor, source_emb: torch.Tensor, step: int, t: torch.Tensor):
-        self.m, self.inv, self.settings, self.meter, self.state = models, inv, settings, meter, state
+        self.m, self.inv, self.settings, self.meter, self.hooks = models, inv, settings, meter, hooks
         self.text, self.source_emb, self.i, self.t = text, source_emb, step, t
         schedule = inv.schedule
         self.j = schedule.inversion_step_of(step)
@@ -49,21 +51,24 @@ class _Step:
         self.row = {f: r for r, f in enumerate(inv.plan.others)}
         self.kf_out: dict[int, dict[str, torch.Tensor]] = {}
         self.kf_tokens: dict[int, dict[str, torch.Tensor]] = {}
-        state.kv_bank = {}
+        self.kv_bank: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {}
+        """Per layer, attn1 keys/values of keyframes that later keyframe calls attend to."""
 
     def _source(self, frames: list[int], stage: str, x: torch.Tensor | None = None, **capture):
         x = self.source[frames] if x is None else x
-        return source_call(self.m.identity, self.state, self.meter, x, self.t, self.source_emb, stage=stage,
+        return source_call(self.m.identity, self.hooks, self.meter, x, self.t, self.source_emb, stage=stage,
                            step=self.i, **capture)
 
-    def _direction(self, stage: str, x: torch.Tensor, frames: list[int]) -> torch.Tensor:
+    def _direction(self, stage: str, x: torch.Tensor, frames: list[int], spec: PassSpec) -> tuple[torch.Tensor, Sink]:
         c = self.branches
-        out = self.meter.unet(stage, self.m.direction.activate(), x[frames].repeat(c, 1, 1, 1), self.t,
-                              self.text.repeat_interleave(len(frames), dim=0), self.i)
-        return _guided(out, c, self.settings.guidance_scale)
+        unet = self.m.direction.activate()
+        with self.hooks.run(spec) as sink:
+            out = self.meter.unet(stage, unet, x[frames].repeat(c, 1, 1, 1), self.t,
+                                  self.text.repeat_interleave(len(frames), dim=0), self.i)
+        return _guided(out, c, self.settings.guidance_scale), sink
 
     def keyframes(self, call: Call, x: torch.Tensor) -> torch.Tensor:
-        plan, st, store = self.inv.plan, self.state, self.inv.store
+        plan, store = self.inv.plan, self.inv.store
         positions = plan.positions(call)
         qk = conv = None
         if not self.inv.cached:
@@ -76,18 +81,17 @@ class _Step:
             qk, conv = src.qk, src.conv
         elif self.inject_conv:
             conv = store.get(("conv_kf", self.j), rows=list(positions))
-        st.mode, st.branches, st.inject_qk, st.inject_conv = "keyframes", self.branches, qk, conv
-        st.call, st.groups, st.keep = positions, tuple(plan.attention_groups[g] for g in call.groups), \
-            plan.kept_for_later(call)
-        st.kf_out = {}
-        eps = self._direction("keyframes", x, list(call.frames))
+        spec = KeyframeSpec(tuple(plan.attention_groups[g] for g in call.groups), positions, self.branches,
+                            plan.kept_for_later(call), self.kv_bank, qk, conv)
+        eps, sink = self._direction("keyframes", x, list(call.frames), spec)
+        for layer, kept in sink.kv.items():
+            self.kv_bank.setdefault(layer, {}).update(kept)
         for n, p in enumerate(positions):
-            self.kf_out[p] = {layer: out[:, n] for layer, out in st.kf_out.items()}
-        st.kf_out, st.inject_qk, st.inject_conv = {}, None, None
+            self.kf_out[p] = {layer: out[:, n] for layer, out in sink.kf_out.items()}
         return eps
 
     def others(self, call: Call, x: torch.Tensor) -> torch.Tensor:
-        plan, st, store = self.inv.plan, self.state, self.inv.store
+        plan, store = self.inv.plan, self.inv.store
         frames = list(call.frames)
         past, future = plan.past[frames], plan.future[frames]
         if self.inv.cached:
@@ -100,27 +104,27 @@ class _Step:
         needed = sorted({int(p) for p in past} | {int(p) for p in future})
         local = {p: n for n, p in enumerate(needed)}
         dev = x.device
-        st.mode, st.branches, st.nn, st.inject_conv = "propagate", self.branches, nn, conv
-        st.kf_out = {layer: torch.stack([self.kf_out[p][layer] for p in needed], dim=1)
-                     for layer in self.kf_out[needed[0]]}
-        st.past = torch.as_tensor([local[int(p)] for p in past], device=dev)
-        st.future = torch.as_tensor([local[int(p)] for p in future], device=dev)
-        st.w_past = torch.as_tensor(plan.w_past[frames], device=dev)
-        eps = self._direction("propagation", x, frames)
-        st.kf_out, st.nn, st.inject_conv = {}, {}, None
-        return eps
+        spec = PropagateSpec(
+            kf_out={layer: torch.stack([self.kf_out[p][layer] for p in needed], dim=1)
+                    for layer in self.kf_out[needed[0]]},
+            nn=nn,
+            past=torch.as_tensor([local[int(p)] for p in past], device=dev),
+            future=torch.as_tensor([local[int(p)] for p in future], device=dev),
+            w_past=torch.as_tensor(plan.w_past[frames], device=dev),
+            branches=self.branches, inject_conv=conv)
+        return self._direction("propagation", x, frames, spec)[0]
 
     def release(self, positions: tuple[int, ...]) -> None:
         for p in positions:
             self.kf_out.pop(p, None)
             self.kf_tokens.pop(p, None)
-            for bank in self.state.kv_bank.values():
+            for bank in self.kv_bank.values():
                 bank.pop(p, None)
 
 
 @torch.no_grad()
 def edit(models: Models, inv: Inversion, prompt: str, settings: Settings, meter: Meter,
-         state: PassState) -> torch.Tensor:
+         hooks: FeatureHooks) -> torch.Tensor:
     schedule = inv.schedule
     branches = 2 if settings.guidance_scale > 1.0 else 1
     target = models.encode_prompt(prompt)
@@ -129,11 +133,10 @@ def edit(models: Models, inv: Inversion, prompt: str, settings: Settings, meter:
     calls = inv.plan.calls(settings.batch_size)
     x = inv.latents(schedule.steps)
     for i, t in schedule.edit_timesteps():
-        step = _Step(models, inv, settings, meter, state, text, source_emb, i, t)
+        step = _Step(models, inv, settings, meter, hooks, text, source_emb, i, t)
         eps = torch.empty_like(x)
         for call in calls:
             eps[list(call.frames)] = (step.keyframes if call.groups else step.others)(call, x)
             step.release(call.release)
-        state.kv_bank = {}
         x = schedule.forward.step(eps, t, x).prev_sample
     return x

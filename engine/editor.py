@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -22,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from engine.attention import FeatureHooks, PassState
+from engine.attention import FeatureHooks
 from engine.edit import edit as edit_latents
 from engine.errors import UserError
 from engine import inversion_file
@@ -155,18 +154,6 @@ def _to_output(images: np.ndarray, size: tuple[int, int], dtype: np.dtype) -> li
     return [f.astype(np.float32) for f in images]
 
 
-@contextmanager
-def _hooked(models: Models, state: PassState):
-    hooks = [FeatureHooks(unet, state) for unet in models.unets()]
-    try:
-        for hook in hooks:
-            hook.apply()
-        yield
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
 class Editor:
     """Holds the loaded models; `edit` may be called many times (models stay resident)."""
 
@@ -205,11 +192,10 @@ class Editor:
             raise UserError("an inversion covers one face: set face_subject to a track number, or use full mode.")
         stack, _ = _as_float_frames(plan.clips()[0])
         meter = Meter(self.models.device, len(stack) * settings.steps, progress, cancel)
-        state = PassState()
-        with _hooked(self.models, state):
-            return self._invert(stack, settings.replace(resolution=None), meter, state)
+        with FeatureHooks(*self.models.unets()) as hooks:
+            return self._invert(stack, settings.replace(resolution=None), meter, hooks)
 
-    def _invert(self, stack: np.ndarray, settings: Settings, meter: Meter, state: PassState) -> Inversion:
+    def _invert(self, stack: np.ndarray, settings: Settings, meter: Meter, hooks: FeatureHooks) -> Inversion:
         m = self.models
         n, h, w = stack.shape[:3]
         size = _model_size(h, w, settings, m.unet_multiple)
@@ -218,7 +204,7 @@ class Editor:
             latents = encode(m, pixels, meter, settings.vae_batch_size)
         with meter.stage("invert"):
             schedule = Schedule.build(m.scheduler_config, settings, m.device)
-            inv = invert(m, latents, plan_keyframes(n, settings), schedule, settings, meter, state,
+            inv = invert(m, latents, plan_keyframes(n, settings), schedule, settings, meter, hooks,
                          self.cache_folder)
         inv.signature = _signature(m, n, size, settings)
         return inv
@@ -301,16 +287,15 @@ class Editor:
         cached = settings.source_features == "cached"  # the keyframes' q/k are re-run in the attention steps
         rerun = len(plan_keyframes(n, settings).keyframes) * Schedule.attn_steps_of(settings) if cached else 0
         meter = Meter(m.device, n * settings.steps * passes + rerun, progress, cancel)
-        state = PassState()
         reused = inversion is not None
-        with _hooked(m, state):
+        with FeatureHooks(*m.unets()) as hooks:
             if inversion is None:
-                inversion = self._invert(stack, settings, meter, state)
+                inversion = self._invert(stack, settings, meter, hooks)
                 if key is not None:
                     inversions.put(key, inversion)
             del stack  # the float frames are encoded: memory outside the cache stays flat in clip length
             with meter.stage("edit"):
-                edited = edit_latents(m, inversion, prompt, settings, meter, state)
+                edited = edit_latents(m, inversion, prompt, settings, meter, hooks)
             with meter.stage("decode"):
                 meter.report("decode", 0, 1.0)
                 out = self._decode(edited, inversion.plan.keyframes[0], settings, meter, preview, (h, w), in_dtype)

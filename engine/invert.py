@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from engine.attention import PassState
+from engine.attention import CONV_LAYER, FeatureHooks
 from engine.keyframes import KeyframePlan
 from engine.meter import Meter
 from engine.models import Models
@@ -86,7 +86,7 @@ def decode(models: Models, latents: torch.Tensor, meter: Meter, batch_size: int)
 
 @torch.no_grad()
 def invert(models: Models, latents: torch.Tensor, plan: KeyframePlan, schedule: Schedule, settings: Settings,
-           meter: Meter, state: PassState, spill: str | Path | None = None) -> Inversion:
+           meter: Meter, hooks: FeatureHooks, spill: str | Path | None = None) -> Inversion:
     """DDIM inversion with ε1 at guidance 1 and the source prompt; `spill`: the store's spill folder."""
     cached = settings.source_features == "cached"
     store = TensorStore(models.device, settings.offload_cache, settings.cache_host_bytes, spill)
@@ -104,7 +104,7 @@ def invert(models: Models, latents: torch.Tensor, plan: KeyframePlan, schedule: 
         kf_tokens: dict[int, dict[str, torch.Tensor]] = {}
         for call in calls:
             frames = list(call.frames)
-            src = source_call(models.identity, state, meter, x[frames], t, emb, stage="inversion", step=j,
+            src = source_call(models.identity, hooks, meter, x[frames], t, emb, stage="inversion", step=j,
                               tokens=cached, conv=want_conv)
             eps[frames] = src.eps
             if call.groups:
@@ -152,8 +152,9 @@ def cache_layout(unet_config: dict, latent: tuple[int, int, int], n_frames: int,
     others = n_frames - n_keyframes
     index = sum(2 * s * index_int_dtype(s).itemsize for s in _attn1_tokens(unet_config, h, w))
     levels = len(unet_config["block_out_channels"])
-    ch, cw = -(-h // 2 ** (levels - 2)), -(-w // 2 ** (levels - 2))
-    feature = list(reversed(unet_config["block_out_channels"]))[1] * ch * cw * feature_bytes
+    up = int(CONV_LAYER.split(".")[1])  # the conv injection layer is a resnet conv of this up block
+    ch, cw = -(-h // 2 ** (levels - 1 - up)), -(-w // 2 ** (levels - 1 - up))
+    feature = list(reversed(unet_config["block_out_channels"]))[up] * ch * cw * feature_bytes
     return {"trajectory": n_frames * x + attn * n_keyframes * x,
             "correspondences": steps * others * index,
             "conv feature": conv * others * feature + max(conv - attn, 0) * n_keyframes * feature}

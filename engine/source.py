@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.attention import PassState
+from engine.attention import FeatureHooks, SourceSpec
 from engine.correspond import nearest_tokens
 from engine.meter import Meter
 from engine.models import UNetRole
@@ -24,11 +24,11 @@ from engine.models import UNetRole
 
 @dataclass
 class Captured:
+    """ε1's noise prediction and what its call's `Sink` captured (shapes there)."""
+
     eps: torch.Tensor
     tokens: dict[str, torch.Tensor]
-    """Per attn1 layer: the layer's input tokens [B, S, D]."""
     qk: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    """Per injection layer: attn1 (queries, keys) [B, S, D]."""
     conv: torch.Tensor | None
 
 
@@ -40,20 +40,14 @@ def index_int_dtype(tokens: int) -> torch.dtype:
 
 
 @torch.no_grad()
-def source_call(role: UNetRole, state: PassState, meter: Meter, x: torch.Tensor, t: torch.Tensor,
+def source_call(role: UNetRole, hooks: FeatureHooks, meter: Meter, x: torch.Tensor, t: torch.Tensor,
                 emb: torch.Tensor, *, stage: str, step: int, tokens: bool = False, qk: bool = False,
                 conv: bool = False) -> Captured:
     """One ε1 call (guidance 1, source prompt) on the frames of `x`, capturing what is asked."""
     unet = role.activate()
-    state.mode, state.branches = "source", 1
-    state.capture_tokens, state.capture_qk, state.capture_conv = tokens, qk, conv
-    state.reset_captures()
-    try:
+    with hooks.run(SourceSpec(tokens, qk, conv)) as sink:
         eps = meter.unet(stage, unet, x.contiguous(), t, emb.expand(len(x), -1, -1), step)
-        return Captured(eps, state.tokens, state.qk, state.conv)
-    finally:
-        state.reset_captures()
-        state.capture_tokens = state.capture_qk = state.capture_conv = False
+    return Captured(eps, sink.tokens, sink.qk, sink.conv)
 
 
 def by_position(tokens: dict[str, torch.Tensor], positions: tuple[int, ...]) -> dict[int, dict[str, torch.Tensor]]:

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.attention import PassState
+from engine.attention import FeatureHooks
 from engine.edit import edit as edit_latents
-from engine.editor import Editor, _as_float_frames, _check_clip, _hooked, _model_size, _resize, _to_output
+from engine.editor import Editor, _as_float_frames, _check_clip, _model_size, _resize, _to_output
 from engine.errors import UserError
 from engine.farm import faceplan
 from engine.farm.spec import FarmSpec, JobFolder
@@ -89,12 +89,11 @@ def _edit_sub(models: Models, latents: torch.Tensor, sub: KeyframePlan, settings
               meter: Meter) -> torch.Tensor:
     """The engine's inversion and edit of a sub-clip with its own keyframe plan."""
     schedule = Schedule.build(models.scheduler_config, settings, models.device)
-    state = PassState()
-    with _hooked(models, state):
+    with FeatureHooks(*models.unets()) as hooks:
         with meter.stage("invert"):
-            inv = invert(models, latents, sub, schedule, settings, meter, state)
+            inv = invert(models, latents, sub, schedule, settings, meter, hooks)
         with meter.stage("edit"):
-            return edit_latents(models, inv, prompt, settings, meter, state)
+            return edit_latents(models, inv, prompt, settings, meter, hooks)
 
 
 def _meter(models: Models, sub: KeyframePlan, settings: Settings, status: TaskStatus) -> Meter:

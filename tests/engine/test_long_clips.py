@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.attention import FeatureHooks, PassState
+from engine.attention import FeatureHooks
 from engine.edit import edit as edit_latents
 from engine.invert import cache_layout, encode, invert
 from engine.keyframes import Call, KeyframePlan, plan_keyframes
@@ -60,16 +60,15 @@ def _latents(editor, frames):
 def _invert(editor, latents, settings, meter=None, folder=None):
     m = editor.models
     schedule = Schedule.build(m.scheduler_config, settings, m.device)
-    meter, state = meter or Meter(m.device, 1), PassState()
-    with FeatureHooks(m.identity.unet, state):
-        return invert(m, latents, plan_keyframes(latents.shape[0], settings), schedule, settings, meter, state,
-                      folder)
+    with FeatureHooks(m.identity.unet) as hooks:
+        return invert(m, latents, plan_keyframes(latents.shape[0], settings), schedule, settings,
+                      meter or Meter(m.device, 1), hooks, folder)
 
 
 def _edit(editor, inv, settings, meter=None):
-    m, state = editor.models, PassState()
-    with FeatureHooks(m.identity.unet, state):
-        return edit_latents(m, inv, "add glasses", settings, meter or Meter(m.device, 1), state)
+    m = editor.models
+    with FeatureHooks(m.identity.unet) as hooks:
+        return edit_latents(m, inv, "add glasses", settings, meter or Meter(m.device, 1), hooks)
 
 
 @pytest.mark.parametrize("mode", ["cached", "recompute"])

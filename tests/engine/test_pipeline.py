@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.attention import FeatureHooks, PassState, SelfAttentionProcessor
+from engine.attention import FeatureHooks, SelfAttentionProcessor
 from engine.edit import edit as edit_latents
 from engine.editor import Editor
 from engine.errors import Cancelled, UserError
@@ -28,10 +28,10 @@ def _invert_and_edit(editor, latents, settings, prompt="add glasses"):
     m = editor.models
     plan = plan_keyframes(latents.shape[0], settings)
     schedule = Schedule.build(m.scheduler_config, settings, m.device)
-    meter, state = Meter(m.device, 1), PassState()
-    with FeatureHooks(m.identity.unet, state):
-        inv = invert(m, latents, plan, schedule, settings, meter, state)
-        return inv, edit_latents(m, inv, prompt, settings, meter, state), meter
+    meter = Meter(m.device, 1)
+    with FeatureHooks(m.identity.unet) as hooks:
+        inv = invert(m, latents, plan, schedule, settings, meter, hooks)
+        return inv, edit_latents(m, inv, prompt, settings, meter, hooks), meter
 
 
 @pytest.mark.parametrize("mode", ["cached", "recompute"])
