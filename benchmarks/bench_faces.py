@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         m = min(args.edit_frames, crops)
         tiny = Settings(resolution=64, steps=10)
         sub = prepare(frames[:m], tiny, detector=detector)
-        r, t_edit = _timed(lambda: editor.edit(sub.crops, "a photo of a person's face wearing glasses", tiny))
+        r, t_edit = _timed(lambda: editor.edit_crops(sub.crops, "a photo of a person's face wearing glasses", tiny))
         _, t_sub_paste = _timed(lambda: paste(frames[:m], r.frames, sub, tiny))
         share_tiny = (sub.seconds + t_sub_paste) / (sub.seconds + t_sub_paste + t_edit)
         print(f"tiny-preset edit ({m} crops of 64², 10 steps, CPU): {t_edit:.2f} s; face work "

@@ -1,7 +1,8 @@
 """The `ipfacediff` command line.
 
 In: argv. Out: an exit status — 0 on success; 2 with one sentence on stderr for bad input
-(never a traceback); 130 when cancelled. Edit settings flags are generated from
+(never a traceback); 3 when `edit` found no face in any frame (the frames are written
+unchanged and stderr says so); 130 when cancelled. Edit settings flags are generated from
 `engine.settings.Settings`, so the CLI never re-declares a setting or its default.
 """
 
@@ -27,6 +28,8 @@ COMMANDS = "ipfacediff.commands"
 # `edit --engine ADDR` runs through the function the protocol's package names there under
 # [project.entry-points."ipfacediff.remote"] as `edit`.
 REMOTE = "ipfacediff.remote"
+
+NO_FACE_STATUS = 3  # no frame had a face: the frames were written unchanged
 
 # Short flag names the issue tracker and users know, besides the generated ones.
 ALIASES = {"guidance_scale": ["--guidance"], "face_mode": ["--mode"]}
@@ -222,6 +225,9 @@ def write_outputs(args: argparse.Namespace, clip, working, edited: list, stats: 
     evals = stats["unet_evals"]["per_frame"]
     log(f"wrote {len(paths)} frames to {args.out}{via} ({evals:.0f} UNet evaluations per frame, "
         f"{stats['seconds']['total']:.1f} s)")
+    if stats.get("no_face"):  # the shot is in --out, unedited: say so and exit 3, never a silent pass
+        log(f"warning: {stats['warnings'][-1]}")
+        return NO_FACE_STATUS
     return 0
 
 

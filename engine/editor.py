@@ -5,7 +5,8 @@ prompt, `Settings`, an optional progress callback `(stage, step, fraction)` and 
 check, a preview callback (the first keyframe, as soon as it is final) and an inversion
 cache. Out: `EditResult` with the edited frames (same size and dtype as the input) and
 stats (UNet frame-evaluations and time by stage, peak memory, model identity, the
-random-weights flag). Stages: encode → invert (ε1) → edit (ε2) → decode.
+random-weights flag; `no_face` and a warning when no frame has a face: then the frames come
+back unchanged and no model runs). Stages: encode → invert (ε1) → edit (ε2) → decode.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from engine.prompts import check_prompt, prompt_warnings
 from engine.schedule import Schedule
 from engine.settings import Settings, inversion_fields
 
+NO_FACE = ("no face was found in any frame, so the clip passed through unchanged; "
+           "set face_mode to full (--mode full) to edit whole frames.")
 Preview = Callable[[int, np.ndarray], None]
 """Called once per edit with (frame index, that frame edited, in the input's size and dtype)."""
 
@@ -257,8 +260,9 @@ class Editor:
             stats["seconds"]["qc"] = report["seconds"]
         stats["seconds"]["faces"] = round(face_seconds, 4)
         stats["faces"] = plan.summary()
-        if not plan.crops:
-            stats["note"] = "no face found: nothing was edited"
+        if not plan.crops:  # no face anywhere (crop/auto mode): the frames as they came, no model run
+            warned = prompt_warnings(self.models.tokenizer, check_prompt(prompt), settings)
+            stats.update(no_face=True, warnings=[*warned, NO_FACE])
         return EditResult(out, stats, result.inversion if result and len(plan.groups) == 1 else None, report)
 
     def edit_crops(self, frames: Sequence[np.ndarray], prompt: str, settings: Settings | None = None, *,

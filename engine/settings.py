@@ -105,8 +105,9 @@ class Settings:
     the host memory available when the inversion starts."""
     face_mode: FaceMode = "auto"
     """`crop`: edit a smoothed square crop around the face (at `resolution` or the model's) and paste
-    it back; `full`: the whole frame resized and padded (edits beyond the face); `auto`: crop
-    when a face is found, else full."""
+    it back; `full`: the whole frame resized and padded (edits beyond the face); `auto`: crop. In
+    both, a clip with no face in any frame passes through unchanged and says so (stats `no_face`, a
+    warning; `ipfacediff edit` exits 3): whole frames are edited only in `full`."""
     face_detector: FaceDetector = "auto"
     """`auto`: insightface (SCRFD) when its model pack is on disk, else MTCNN (offline,
     ships with the package); or `mtcnn`, `insightface`, `dlib` (HOG + 68 landmarks)."""

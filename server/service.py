@@ -518,7 +518,9 @@ class Service:
             self.reply(ident, body | {"status": P.UNKNOWN, "state": "unknown",
                                       "reason": "no such job (never submitted, or released)."})
             return
-        body |= {"status": P.result_status(job.state), "state": job.state, "warnings": self.warnings(job.request)}
+        done = job.state == "done" and job.stats is not None  # the edit's own: prompt cuts, no face found
+        body |= {"status": P.result_status(job.state), "state": job.state,
+                 "warnings": job.stats.get("warnings", []) if done else self.warnings(job.request)}
         if job.state != "done":
             body |= {"code": job.code, "reason": job.error, "progress": dict(job.progress) or None}
             shown = job.preview if h.get("preview") else None

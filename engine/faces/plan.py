@@ -120,12 +120,7 @@ def prepare(frames: Sequence[np.ndarray], settings=None, *, detector: Detector |
             status[i] = "too_small"
             notes[i] = notes[i] or f"face smaller than face_min_size={settings.face_min_size}px"
 
-    if not tracks:
-        if settings.face_mode == "auto" and any(v.ok for v in views):
-            _plan_full(plan, frames, views, settings.resolution, native)
-            for i, v in enumerate(views):
-                if v.ok:
-                    notes[i] = (notes[i] + "; " if notes[i] else "") + "no face in the clip: whole frame edited"
+    if not tracks:  # never a silent whole-frame edit: the clip passes through (`--mode full` edits it whole)
         plan.seconds = time.perf_counter() - start
         return plan
 

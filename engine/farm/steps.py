@@ -6,7 +6,9 @@ source latent and its edited clean latent) in the job folder, and the measured b
 keyframe. `propagate(chunk)`: the chunk's frames, written with the source's frame numbers
 (only its own names, replaced if there — a retried task rewrites exactly its frames).
 `assemble`: QC over the whole shot, report, contact sheet, preview movie and `done`; it
-never writes a frame.
+never writes a frame. A shot with no face (crop/auto mode) is never edited whole, as in
+`Editor.edit`: keyframes runs no model and saves the empty plan, each chunk writes its frames
+unchanged, and the keyframes stats, `done` and the task status say so (`no_face`, the warning).
 
 A chunk rebuilds the attn1 outputs of the keyframes bracketing it by running the engine's
 own `invert` and `edit` on the sub-clip "keyframes of the attention groups they depend on +
@@ -29,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.attention import FeatureHooks
 from engine.edit import edit as edit_latents
-from engine.editor import Editor, _as_float_frames, _check_clip, _model_size, _resize, _to_output
+from engine.editor import NO_FACE, Editor, _as_float_frames, _check_clip, _model_size, _resize, _to_output
 from engine.errors import UserError
 from engine.farm import faceplan
 from engine.farm.spec import FarmSpec, JobFolder
@@ -79,9 +81,9 @@ def _read(spec: FarmSpec, shot: str, start: int, stop: int):
 
 def _clip_of(plan) -> tuple[int, list[int]]:
     """(first crop index, the shot frame of each crop) of the one edited subject."""
-    if len(plan.groups) != 1:
+    if len(plan.groups) > 1:
         raise UserError("a farm job edits one face: set --face-subject to a track number, or use --mode full.")
-    a, b = plan.groups[0]
+    a, b = plan.groups[0] if plan.groups else (0, 0)  # no face: nothing to edit, every frame passes through
     return a, list(plan.crop_frames[a:b])
 
 
@@ -127,9 +129,15 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
     m = editor.models
     plan = prepare(working.frames, settings, native=m.native_resolution,
                    detector=load_detector(settings.face_detector, settings.face_models))
-    if not plan.crops:
+    if all(s == "invalid" for s in plan.status):
         raise UserError(f"no usable frame: {plan.notes[0]}.")
     a, frames = _clip_of(plan)
+    if not frames:  # as Editor.edit: no model runs, Propagate writes the frames unchanged, Assemble says so
+        job.root.mkdir(parents=True, exist_ok=True)
+        stats = {"no_face": True, "warnings": [NO_FACE], "face_plan_bytes": faceplan.save(plan, job)}
+        atomic_write_text(job.stats, json.dumps(stats, indent=1))
+        status.status(f"warning: {NO_FACE}")
+        return stats
     settings = settings.replace(resolution=None)  # crops are model-sized already, as in Editor.edit
     kplan = plan_keyframes(len(frames), settings)
     sub, members = sub_plan(kplan, [], list(range(len(kplan.attention_groups))))
@@ -264,6 +272,9 @@ def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskS
     write_video(job.preview, rgb[1], written.fps or 24.0)
     done = {"frames": spec.count, "first": spec.first, "drifted_frames": (record or {}).get("drifted_frames"),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if plan.mode == "crop" and not plan.crop_frames:
+        done.update(no_face=True, warnings=[NO_FACE])
+        status.status(f"warning: {NO_FACE}")
     atomic_write_text(job.done, json.dumps(done, indent=1))
     status.progress(1.0)
     return done

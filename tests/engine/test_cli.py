@@ -23,6 +23,7 @@ def run_cli(*args: str, cwd: Path, umask: int = -1) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def sequence(tmp_path_factory) -> Path:
+    """Noise, no face: the edits here say `--mode full` (auto would pass the frames through)."""
     rng = np.random.default_rng(3)
     base = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
     folder = tmp_path_factory.mktemp("seq") / "shot"
@@ -34,7 +35,7 @@ def test_edit_writes_numbered_frames_stats_and_label(sequence, tmp_path):
     out, stats = tmp_path / "out", tmp_path / "stats.json"
     proc = run_cli("edit", str(sequence), "--prompt", "add glasses", "--frames", "1003-1010", "--out", str(out),
                    "--preset", "tiny", "--steps", "3", "--guidance", "5", "--keyframe-interval", "4",
-                   "--stats", str(stats), "--quiet", cwd=tmp_path)
+                   "--stats", str(stats), "--mode", "full", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in out.glob("frame_edit_*.png"))
     assert names == [f"frame_edit_{i:06d}.png" for i in range(1003, 1011)]
@@ -54,9 +55,9 @@ def test_cli_matches_the_python_api(sequence, tmp_path, tiny_editor):
 
     out = tmp_path / "out"
     proc = run_cli("edit", str(sequence), "--prompt", "make him smile", "--out", str(out), "--preset", "tiny",
-                   "--steps", "2", "--format", "tif", "--quiet", cwd=tmp_path)
+                   "--steps", "2", "--format", "tif", "--mode", "full", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    api = tiny_editor.edit(read_frames(sequence).frames, "make him smile", Settings(steps=2)).frames
+    api = tiny_editor.edit(read_frames(sequence).frames, "make him smile", Settings(steps=2, face_mode="full")).frames
     cli = read_frames(out).frames
     assert all(np.array_equal(a, b) for a, b in zip(api, cli))
 
@@ -102,7 +103,8 @@ def _tree(*folders: Path) -> dict[str, bytes | None]:
 
 def _edit(sequence: Path, out: Path, frames: str, *extra: str, prompt: str = "add glasses", umask: int = -1):
     return run_cli("edit", str(sequence), "--prompt", prompt, "--frames", frames, "--out", str(out), "--preset",
-                   "tiny", "--steps", "1", "--qc-every", "0", "--quiet", *extra, cwd=out.parent, umask=umask)
+                   "tiny", "--steps", "1", "--qc-every", "0", "--mode", "full", "--quiet", *extra, cwd=out.parent,
+                   umask=umask)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -181,7 +183,8 @@ def test_a_prompt_longer_than_the_text_encoder_reads_is_reported_where_it_is_cut
 
 def test_progress_off_a_terminal_is_a_few_lines_per_stage_with_an_eta_not_a_line_per_step(sequence, tmp_path):
     proc = run_cli("edit", str(sequence), "--prompt", "add glasses", "--frames", "1001-1004", "--out",
-                   str(tmp_path / "out"), "--preset", "tiny", "--steps", "4", "--qc-every", "0", cwd=tmp_path)
+                   str(tmp_path / "out"), "--preset", "tiny", "--steps", "4", "--qc-every", "0", "--mode", "full",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     shown = [line.removeprefix("[RANDOM WEIGHTS] ") for line in proc.stderr.splitlines()]  # \r counts as a break
     progress = [line for line in shown if line.split(" ", 1)[0] in ("invert", "edit", "decode")]

@@ -18,7 +18,7 @@ from engine.models import load_models, pick_dtype
 from engine.presets import build_preset, save_preset
 from engine.settings import Settings
 
-S = Settings(steps=3)
+S = Settings(steps=3, face_mode="full")  # the clip is noise: edit whole frames (auto would pass it through)
 
 
 def _clip():

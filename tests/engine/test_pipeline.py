@@ -16,7 +16,7 @@ from engine.meter import Meter
 from engine.schedule import Schedule
 from engine.settings import Settings
 
-FAST = Settings(steps=6)
+FAST = Settings(face_mode="full", steps=6)  # the clips are noise: no face, so edit whole frames (auto passes them through)
 
 
 def _latents(editor, frames):
@@ -48,13 +48,13 @@ def test_zero_noise_model_round_trips_exactly(mode, clip16):
 
 
 def test_unet_evaluation_budget(tiny_editor, clip16):
-    cached = tiny_editor.edit(clip16, "add glasses", Settings(steps=5)).stats["unet_evals"]
+    cached = tiny_editor.edit(clip16, "add glasses", Settings(face_mode="full", steps=5)).stats["unet_evals"]
     assert cached["inversion"] == 16 * 5
     assert cached["keyframes"] == 2 * 3 * 5 and cached["propagation"] == 2 * 13 * 5
     # the 3 keyframes' q/k are recomputed by ε1 in the round(0.5 · 5) = 2 attention-injection steps
     assert cached["keyframe_source"] == 3 * 2
     assert cached["per_frame"] == 3 * 5 + 3 * 2 / 16  # = 153.25 at 50 steps, 300 frames
-    recompute = tiny_editor.edit(clip16, "add glasses", Settings(steps=5, source_features="recompute"))
+    recompute = tiny_editor.edit(clip16, "add glasses", Settings(face_mode="full", steps=5, source_features="recompute"))
     assert recompute.stats["unet_evals"]["per_frame"] == 4 * 5
     assert recompute.stats["unet_evals"]["source"] == 16 * 5
 
@@ -105,19 +105,19 @@ def test_result_does_not_depend_on_batch_size(tiny_editor, clip16, mode):
 def test_frame_size_and_dtype_are_kept(tiny_editor):
     rng = np.random.default_rng(0)
     odd = [rng.integers(0, 65535, (50, 70, 3), dtype=np.uint16) for _ in range(3)]
-    out = tiny_editor.edit(odd, "add glasses", Settings(steps=2)).frames
+    out = tiny_editor.edit(odd, "add glasses", Settings(face_mode="full", steps=2)).frames
     assert out[0].shape == (50, 70, 3) and out[0].dtype == np.uint16
     floats = [rng.random((64, 64, 3), dtype=np.float32) for _ in range(2)]
-    out = tiny_editor.edit(floats, "add glasses", Settings(steps=2)).frames
+    out = tiny_editor.edit(floats, "add glasses", Settings(face_mode="full", steps=2)).frames
     assert out[0].dtype == np.float32 and 0 <= out[0].min() and out[0].max() <= 1
 
 
 def test_no_engine_hooks_remain_after_edits(tiny_editor, clip16):
     unet = tiny_editor.models.identity.unet
     before = dict(unet.attn_processors)
-    tiny_editor.edit(clip16[:4], "add glasses", Settings(steps=2))
+    tiny_editor.edit(clip16[:4], "add glasses", Settings(face_mode="full", steps=2))
     with pytest.raises(Cancelled):
-        tiny_editor.edit(clip16[:4], "add glasses", Settings(steps=2), cancel=lambda: True)
+        tiny_editor.edit(clip16[:4], "add glasses", Settings(face_mode="full", steps=2), cancel=lambda: True)
     after = unet.attn_processors
     assert all(after[k] is before[k] for k in before)
     assert not any(isinstance(p, SelfAttentionProcessor) for p in after.values())
@@ -134,20 +134,20 @@ def test_cancel_takes_effect_within_one_step(tiny_editor, clip16):
         return len(calls) >= 5
 
     with pytest.raises(Cancelled):
-        tiny_editor.edit(clip16, "add glasses", Settings(steps=10), progress=progress, cancel=cancel)
+        tiny_editor.edit(clip16, "add glasses", Settings(face_mode="full", steps=10), progress=progress, cancel=cancel)
     assert len(calls) == 5 - 1 + 1  # the check runs right after the call that reached 5
 
 
 def test_progress_reaches_one_and_is_monotonic(tiny_editor, clip16):
     seen = []
-    tiny_editor.edit(clip16[:5], "add glasses", Settings(steps=3), progress=lambda *a: seen.append(a))
+    tiny_editor.edit(clip16[:5], "add glasses", Settings(face_mode="full", steps=3), progress=lambda *a: seen.append(a))
     fractions = [f for _, _, f in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert {s for s, _, _ in seen} == {"invert", "edit", "decode"}
 
 
 def test_stats_name_the_model_and_random_weights(tiny_editor, clip16):
-    stats = tiny_editor.edit(clip16[:3], "add glasses", Settings(steps=2)).stats
+    stats = tiny_editor.edit(clip16[:3], "add glasses", Settings(face_mode="full", steps=2)).stats
     assert stats["random_weights"] is True and "RANDOM WEIGHTS" in stats["model"]
     assert stats["seconds_in"]["unet"] > 0 and stats["seconds"]["edit"] > 0
     assert stats["cache_bytes_per_frame"] > 0 and stats["peak_memory_bytes"]["host_rss"] > 0
@@ -168,7 +168,7 @@ def test_v_prediction_model_runs_and_inverts_with_v_formulas(clip16):
     editor = Editor("tiny-v")
     m = editor.models
     assert m.scheduler_config.prediction_type == "v_prediction"
-    out = editor.edit(clip16[:6], "add glasses", Settings(steps=4))
+    out = editor.edit(clip16[:6], "add glasses", Settings(face_mode="full", steps=4))
     assert len(out.frames) == 6 and np.isfinite(np.stack(out.frames)).all()
 
     settings = Settings(steps=4, source_features="recompute")  # keeps the whole trajectory
@@ -210,7 +210,7 @@ def test_sd21_base_preset_has_real_shapes_and_runs_one_step():
 
 
 def test_reedit_reuses_the_inversion(tiny_editor, clip16):
-    s = Settings(steps=4)
+    s = Settings(face_mode="full", steps=4)
     inv = tiny_editor.invert(clip16, s)
     fresh = tiny_editor.edit(clip16, "blonde hair", s)
     again = tiny_editor.edit(clip16, "blonde hair", s, inversion=inv)
@@ -226,7 +226,7 @@ def test_reedit_reuses_the_inversion(tiny_editor, clip16):
 def test_long_clip_uses_windowed_keyframe_attention(tiny_editor):
     rng = np.random.default_rng(5)
     frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(60)]
-    s = Settings(steps=2, keyframe_interval=4, keyframe_window=2, keyframe_anchors=1, batch_size=16)
+    s = Settings(face_mode="full", steps=2, keyframe_interval=4, keyframe_window=2, keyframe_anchors=1, batch_size=16)
     from engine.keyframes import plan_keyframes as plan
 
     assert len(plan(60, s).attention_groups) > 1

@@ -85,7 +85,7 @@ def test_editor_from_file_matches_preset(tiny_files):
     config, files = tiny_files
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(4)]
-    settings = Settings(steps=3)
+    settings = Settings(steps=3, face_mode="full")  # noise: whole frames
     want = Editor("tiny", device="cpu", dtype="fp32").edit(frames, "add glasses", settings)
     got = Editor(str(files[".safetensors"]), model_config=str(config), device="cpu",
                  dtype="fp32").edit(frames, "add glasses", settings)

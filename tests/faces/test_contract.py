@@ -21,7 +21,7 @@ def test_prepare_edit_paste_qc_round(tiny_editor, moving_clip, detector, facenet
     assert plan.status == ["face"] * 4 and plan.size == (64, 64)
     edited = []
     for clip in plan.clips():
-        edited += tiny_editor.edit(clip, "add glasses", settings.replace(resolution=None)).frames
+        edited += tiny_editor.edit_crops(clip, "add glasses", settings.replace(resolution=None)).frames
     out = paste(frames, edited, plan, settings)
     assert all(o.dtype == np.uint16 and o.shape == f.shape for o, f in zip(out, frames))
     for o, f, box in zip(out, frames, plan.crop_boxes):

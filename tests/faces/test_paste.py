@@ -109,13 +109,14 @@ def test_full_mode_round_trip(short_clip, dtype):
     assert psnr(out[0], frames[0], _peak(dtype)) > 25  # downscaled to 512: a soft copy
 
 
-def test_auto_mode_edits_the_whole_frame_when_no_face():
+def test_auto_and_crop_mode_pass_a_clip_without_a_face_through_and_only_full_mode_edits_it_whole():
     frames = [np.full((360, 640, 3), v, np.uint8) for v in (40, 80, 120)]
-    plan = prepare(frames, Settings())
-    assert plan.mode == "full" and plan.status == ["full"] * 3 and "no face" in plan.notes[0]
-    crop = prepare(frames, Settings(face_mode="crop"))
-    assert crop.mode == "crop" and crop.crops == [] and crop.status == ["no_face"] * 3
-    assert all(np.array_equal(o, f) for o, f in zip(paste(frames, [], crop), frames))
+    for mode in ("auto", "crop"):
+        plan = prepare(frames, Settings(face_mode=mode))
+        assert plan.mode == "crop" and plan.crops == [] and plan.status == ["no_face"] * 3
+        assert all(np.array_equal(o, f) for o, f in zip(paste(frames, [], plan), frames))
+    full = prepare(frames, Settings(face_mode="full"))
+    assert full.mode == "full" and full.status == ["full"] * 3 and len(full.crops) == 3
 
 
 def test_bad_frames_get_a_status_never_a_crash(detector):

@@ -56,7 +56,9 @@ def test_qc_flags_exactly_the_drifted_frames(edited, moving_plan, facenet, tmp_p
 
 def test_qc_without_a_face_measures_warp_only(tmp_path):
     frames = [np.full((200, 300, 3), 90 + i, np.uint8) for i in range(4)]
-    plan = prepare(frames, Settings())
+    passed = qc(frames, frames, prepare(frames, Settings()))  # auto: no face, the clip passes through
+    assert passed["mode"] == "crop" and passed["warp_error"]["mean_edited"] is None
+    plan = prepare(frames, Settings(face_mode="full"))
     result = qc(frames, frames, plan)
     assert result["mode"] == "full" and result["embedder"] is None and result["drifted_frames"] == []
     assert result["warp_error"]["mean_edited"] is not None

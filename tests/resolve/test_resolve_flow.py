@@ -17,7 +17,7 @@ from plugin_resolve import (Cancelled, EngineFailed, EngineNotRunning, NoTarget,
 from resolvekit import CLIP_AT, CLIP_IN, SECOND_AT, SECOND_LEN, START, build_resolve
 from serverkit import free_port
 
-FAST = {"steps": 2}
+FAST = {"steps": 2, "face_mode": "full"}  # the clips are noise: no face, so edit whole frames
 
 
 def current(resolve):
@@ -240,7 +240,7 @@ def test_outside_resolve_command_line(resolve, engine, work_dir, monkeypatch, ca
 
     monkeypatch.setattr(connect, "scriptapp", lambda: resolve)
     code = main(["resolve-edit", "--prompt", "add glasses", "--engine", engine.address, "--work-dir", str(work_dir),
-                 "--steps", "2", "--keyframe-interval", "2"])
+                 "--steps", "2", "--keyframe-interval", "2", "--mode", "full"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip() == f"placed 5 frames at record frame {START + 12} on video track 2"

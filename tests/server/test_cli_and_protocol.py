@@ -24,7 +24,7 @@ def test_edit_through_engine_matches_in_process(engine, tmp_path):
     from engine.io import write_frames
 
     write_frames(clip(3, seed=40), tmp_path / "in", start=7)
-    common = ["--prompt", "add glasses", "--steps", "2", "--quiet", "--format", "png"]
+    common = ["--prompt", "add glasses", "--steps", "2", "--mode", "full", "--quiet", "--format", "png"]
     local = cli("edit", str(tmp_path / "in"), "--out", str(tmp_path / "local"), "--preset", "tiny", *common)
     remote = cli("edit", str(tmp_path / "in"), "--out", str(tmp_path / "remote"), "--engine", engine.address, *common)
     assert local.returncode == 0, local.stderr

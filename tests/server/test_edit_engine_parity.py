@@ -1,6 +1,6 @@
 """`ipfacediff edit --engine` says and writes what the in-process edit does: progress with an ETA,
-the QC line, --report and --stats numbered as the source; the engine's refusals and a missing engine
-are one sentence and exit 2."""
+the QC line, --report and --stats numbered as the source; a clip with no face comes back unchanged
+with the warning and exit 3; the engine's refusals and a missing engine are one sentence and exit 2."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 from serverkit import ROOT, clip, free_port
 
 from engine.io import write_frames
+from server import protocol as P
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -30,7 +32,7 @@ def test_edit_through_engine_prints_qc_and_progress_and_writes_the_report_as_in_
     runs = {}
     for where, how in (("local", ["--preset", "tiny"]), ("remote", ["--engine", engine.address])):
         runs[where] = cli("edit", str(tmp_path / "in"), "--out", str(tmp_path / where), "--prompt", "add glasses",
-                          "--steps", "2", "--report", str(tmp_path / f"{where}.html"),
+                          "--steps", "2", "--mode", "full", "--report", str(tmp_path / f"{where}.html"),
                           "--stats", str(tmp_path / f"{where}.json"), *how)
         assert runs[where].returncode == 0, runs[where].stderr
         assert (tmp_path / f"{where}.html").stat().st_size > 0
@@ -66,3 +68,22 @@ def test_no_engine_at_the_address_is_said_within_ten_seconds_with_how_to_start_o
     assert status == 2 and took < 10, took  # it took 54 s and exited 1 as an internal error
     assert capsys.readouterr().err.strip() == (f"ipfacediff: no engine answered at {nobody} within 5 s; start one "
                                                f"with `ipfacediff serve --bind {nobody}`, or check --engine.")
+
+
+def test_a_clip_without_a_face_through_the_engine_is_done_unchanged_with_the_warning_and_edit_exits_3(
+        engine, client, tmp_path):
+    from engine.editor import NO_FACE
+    from engine.io import read_frames
+
+    frames = clip(2, seed=45)
+    acc = client.submit("add glasses", frames=frames, settings={"steps": 2})  # auto mode, noise: no face
+    assert client.wait(acc["job"], timeout=120)["state"] == "done"
+    res = client.result(acc["job"])
+    assert res.status == P.DONE and NO_FACE in res.warnings and res.stats["no_face"] is True
+    assert all(np.array_equal(o, f) for o, f in zip(res.frames, frames))
+    write_frames(frames, tmp_path / "in", start=1)
+    out = cli("edit", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--prompt", "add glasses",
+              "--steps", "2", "--quiet", "--engine", engine.address)
+    assert out.returncode == 3, out.stderr
+    assert _lines(out.stderr, "warning:") == [f"warning: {NO_FACE}"], out.stderr
+    assert all(np.array_equal(o, f) for o, f in zip(read_frames(tmp_path / "out").frames, frames))

@@ -14,8 +14,8 @@ from server import protocol as P
 from server.client import EngineError, EngineGone
 from serverkit import clip, free_port, wait_progress
 
-FAST = {"steps": 2}
-SLOW = {"steps": 50}
+FAST = {"steps": 2, "face_mode": "full"}  # the clips are noise: no face, so edit whole frames
+SLOW = {"steps": 50, "face_mode": "full"}
 
 
 def test_submit_progress_result(client):
@@ -106,7 +106,7 @@ def test_cancel_queued_and_running(client):
 def test_two_clients_at_once_and_answers_while_busy(engine):
     a, b = engine.client(), engine.client()
     try:
-        long_job = a.submit("add glasses", frames=clip(4, seed=7), settings={"steps": 20})
+        long_job = a.submit("add glasses", frames=clip(4, seed=7), settings={"steps": 20, "face_mode": "full"})
         wait_progress(a, long_job["job"])
         t0 = time.monotonic()
         listing = b.list()

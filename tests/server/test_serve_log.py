@@ -75,7 +75,7 @@ def test_serve_writes_the_job_log_to_its_log_file_and_says_it_shut_down(tmp_path
     engine = EngineProcess(tmp_path / "state", ["--log-file", str(log_file), "--no-fsync"]).start()
     try:
         with engine.client() as c:
-            job = c.submit("add glasses", frames=clip(4, seed=62), settings={"steps": 3})["job"]
+            job = c.submit("add glasses", frames=clip(4, seed=62), settings={"steps": 3, "face_mode": "full"})["job"]
             c.wait(job, timeout=120)
     finally:
         assert engine.shutdown() == 0

@@ -38,7 +38,7 @@ def _frames() -> list[np.ndarray]:
 
 
 def _edit(**roles) -> np.ndarray:
-    result = Editor("tiny", **roles).edit(_frames(), "add glasses", Settings(steps=3, keyframe_interval=2))
+    result = Editor("tiny", **roles).edit(_frames(), "add glasses", Settings(steps=3, keyframe_interval=2, face_mode="full"))
     return np.stack(result.frames).astype(np.float32)
 
 
