@@ -518,9 +518,10 @@ class Service:
             self.reply(ident, body | {"status": P.UNKNOWN, "state": "unknown",
                                       "reason": "no such job (never submitted, or released)."})
             return
-        done = job.state == "done" and job.stats is not None  # the edit's own: prompt cuts, no face found
-        body |= {"status": P.result_status(job.state), "state": job.state,
-                 "warnings": job.stats.get("warnings", []) if done else self.warnings(job.request)}
+        warnings = self.warnings(job.request)  # prompt cuts, known at SUBMIT; then the edit's own (no face found)
+        if job.state == "done" and job.stats is not None:
+            warnings += [w for w in job.stats.get("warnings", []) if w not in warnings]
+        body |= {"status": P.result_status(job.state), "state": job.state, "warnings": warnings}
         if job.state != "done":
             body |= {"code": job.code, "reason": job.error, "progress": dict(job.progress) or None}
             shown = job.preview if h.get("preview") else None

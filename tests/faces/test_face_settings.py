@@ -23,8 +23,8 @@ def test_face_settings_round_trip_and_cli_flags():
     assert Settings.from_dict(s.to_dict()) == s
     parser = argparse.ArgumentParser()
     add_face_flags(parser)
-    args = parser.parse_args(["--face-mode", "crop", "--face-subject", "all", "--face-feather", "0.1",
+    args = parser.parse_args(["--face-mode", "crop", "--face-subject", "all", "--face-crop-scale", "1.5",
                               "--qc-identity-threshold", "0.5", "--resolution", "256"])
     got = _settings(args)
-    assert (got.face_mode, got.face_subject, got.face_feather, got.qc_identity_threshold, got.resolution) == \
-        ("crop", "all", 0.1, 0.5, 256)
+    assert (got.face_mode, got.face_subject, got.face_crop_scale, got.qc_identity_threshold, got.resolution) == \
+        ("crop", "all", 1.5, 0.5, 256)

@@ -19,7 +19,7 @@ def window(resolve, engine, work_dir, monkeypatch):
     w = rui.Window(resolve, fake, FakeDispatcher(fake), engine.address)
     items = w.items
     items["Prompt"].Text = "add glasses"
-    items["Settings"].Text = "steps=2"
+    items["Settings"].Text = "steps=2 face_mode=full"
     return w, items
 
 
@@ -70,7 +70,7 @@ def test_close_drops_an_uncommitted_preview_and_exits(resolve, engine, work_dir,
 def test_cancel_button(resolve, engine, work_dir, monkeypatch):
     before = snapshot(resolve)
     w, items = window(resolve, engine, work_dir, monkeypatch)
-    items["Settings"].Text = "steps=50"
+    items["Settings"].Text = "steps=50 face_mode=full"
     w.win.click("Edit")
     end = time.monotonic() + 60
     while "Engine:" not in items["Status"].Text:
