@@ -9,6 +9,8 @@ through a real engine process) and the farm's QC sheet use them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -44,14 +46,21 @@ def default_model_on_disk() -> bool:
 
 
 def contact_sheet(before: list[np.ndarray], after: list[np.ndarray], label: str, columns: int = 8,
-                  tile: int = 160) -> np.ndarray:
-    """Input row above output row, `tile` pixels a frame, with a caption bar."""
+                  tile: int = 160, passed: Sequence[int] = ()) -> np.ndarray:
+    """Input row above output row, `tile` pixels a frame, with a caption bar; output tiles of
+    the frames in `passed` (indices: no face, too small) are tagged "unchanged"."""
     pick = np.linspace(0, len(before) - 1, min(columns, len(before))).round().astype(int)
 
-    def row(frames: list[np.ndarray]) -> np.ndarray:
-        return np.hstack([cv2.resize(frames[i], (tile, tile), interpolation=cv2.INTER_AREA) for i in pick])
+    def row(frames: list[np.ndarray], tagged: frozenset = frozenset()) -> np.ndarray:
+        tiles = [cv2.resize(frames[i], (tile, tile), interpolation=cv2.INTER_AREA) for i in pick]
+        for tile_image, i in zip(tiles, pick):
+            if i in tagged:
+                cv2.rectangle(tile_image, (0, tile - 22), (tile - 1, tile - 1), (90, 90, 90), -1)
+                cv2.putText(tile_image, "unchanged", (6, tile - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                            (255, 255, 255), 1, cv2.LINE_AA)
+        return np.hstack(tiles)
 
-    grid = np.vstack([row(before), row(after)])
+    grid = np.vstack([row(before), row(after, frozenset(int(i) for i in passed))])
     caption = np.full((28, grid.shape[1], 3), 255, np.uint8)
     cv2.putText(caption, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (200, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([caption, grid])

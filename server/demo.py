@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     stats = json.loads((args.out / "stats.json").read_text())
     label = f" {RANDOM_WEIGHTS_LABEL}" if stats["random_weights"] else ""
     caption = f"top: input  bottom: '{args.prompt}'  model: {stats['model']}"
-    sheet = contact_sheet(clip, edited, caption)
+    passed = [frame - frames[0] for frame in (stats.get("qc") or {}).get("passed_through", [])]
+    sheet = contact_sheet(clip, edited, caption, passed=passed)
     cv2.imwrite(str(args.out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     print(f"demo done{label}: {args.out / 'edited'} and {args.out / 'contact_sheet.png'}", file=sys.stderr)
     return 0

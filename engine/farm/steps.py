@@ -267,7 +267,8 @@ def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskS
         render_report(working.frames, edited, record, job.report)
         status.status("QC: " + summary(record))
     rgb = [to_rgb8(f) for f in working.frames], [to_rgb8(f) for f in edited]
-    sheet = contact_sheet(*rgb, f"{spec.prompt} (farm)")
+    passed = [frame - spec.first for frame in (record or {}).get("passed_through", [])]
+    sheet = contact_sheet(*rgb, f"{spec.prompt} (farm)", passed=passed)
     _atomic_bytes(job.contact_sheet, _png(sheet))
     write_video(job.preview, rgb[1], written.fps or 24.0)
     done = {"frames": spec.count, "first": spec.first, "drifted_frames": (record or {}).get("drifted_frames"),

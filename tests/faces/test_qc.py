@@ -169,3 +169,15 @@ def test_qc_of_scene_linear_exr_measures_what_the_srgb_clip_measures(tmp_path, c
                                atol=0.02)
     assert exr["warp_error"]["mean_edited"] == pytest.approx(png["warp_error"]["mean_edited"], rel=0.05)
     assert main(["qc", str(tmp_path / "orig_exr"), str(tmp_path / "edit_exr"), "--input-colorspace", "nope"]) == 2
+
+
+def test_the_demo_contact_sheet_tags_the_output_tiles_of_passed_through_frames():
+    from engine.demo import contact_sheet
+
+    frames = [np.full((64, 64, 3), 200, np.uint8) for _ in range(4)]
+    plain = contact_sheet(frames, frames, "x", columns=4, tile=64)
+    tagged = contact_sheet(frames, frames, "x", columns=4, tile=64, passed=[3])
+    changed = np.argwhere((plain != tagged).any(axis=2))
+    rows, cols = changed[:, 0], changed[:, 1]
+    # only the output row's last tile (frame 3), in its bottom band, carries the tag
+    assert len(changed) > 0 and cols.min() >= 3 * 64 and rows.min() >= 28 + 64 + 64 - 22
