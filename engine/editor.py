@@ -62,12 +62,8 @@ class EditResult:
 def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype]:
     """Validate and stack to float32 [N, H, W, 3] in 0..1 (uint8, uint16 or float in);
     returns the input dtype too, so the output keeps it."""
-    if len(frames) == 0:
-        raise UserError("no frames to edit.")
+    _one_size(frames, lambda f: np.asarray(f).shape)
     first = np.asarray(frames[0])
-    shapes = {np.asarray(f).shape for f in frames}
-    if len(shapes) > 1:
-        raise UserError(f"all frames must have the same size; got {sorted(shapes)}.")
     if first.ndim != 3 or first.shape[2] != 3:
         raise UserError(f"frames must be H×W×3 RGB arrays; got shape {first.shape}.")
     if first.dtype in (np.uint8, np.uint16):
@@ -79,15 +75,19 @@ def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype
     return stack, first.dtype
 
 
-def _check_clip(frames: Sequence[np.ndarray], prompt: str) -> None:
-    """Clip-level input errors (per-frame problems become per-frame statuses instead)."""
+def _one_size(frames: Sequence[np.ndarray], shape_of: Callable[[np.ndarray], tuple]) -> None:
+    """No frames, or frames whose `shape_of` differs, is a clip-level error."""
     if len(frames) == 0:
         raise UserError("no frames to edit.")
-    if not (prompt or "").strip():
-        raise UserError("the prompt is empty; say what to change, e.g. 'add glasses'.")
-    shapes = {np.asarray(f).shape[:2] for f in frames if isinstance(f, np.ndarray)}
+    shapes = {shape_of(f) for f in frames}
     if len(shapes) > 1:
         raise UserError(f"all frames must have the same size; got {sorted(shapes)}.")
+
+
+def _check_clip(frames: Sequence[np.ndarray], prompt: str) -> None:
+    """Clip-level input errors (per-frame problems become per-frame statuses instead)."""
+    check_prompt(prompt)
+    _one_size([f for f in frames if isinstance(f, np.ndarray)] or frames, lambda f: np.asarray(f).shape[:2])
 
 
 def _share(progress: Progress | None, start: float, share: float) -> Progress | None:

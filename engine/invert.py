@@ -96,7 +96,7 @@ def invert(models: Models, latents: torch.Tensor, plan: KeyframePlan, schedule: 
     calls = plan.calls(settings.batch_size)
     x = latents
     for j, t in enumerate(schedule.inverse.timesteps):
-        edit_step = schedule.inversion_step_of(j)
+        edit_step = schedule.edit_step_of(j)
         want_qk, want_conv = cached and schedule.injects_attn(edit_step), cached and schedule.injects_conv(edit_step)
         if want_qk:
             store.put(("x_kf", j), x[list(plan.keyframes)])

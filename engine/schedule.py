@@ -48,6 +48,10 @@ class Schedule:
         """The inversion step evaluated at the same timestep as edit step `edit_step`."""
         return self.steps - 1 - edit_step
 
+    def edit_step_of(self, inversion_step: int) -> int:
+        """The edit step evaluated at the same timestep as inversion step `inversion_step`."""
+        return self.steps - 1 - inversion_step
+
     def injects_attn(self, edit_step: int) -> bool:
         return edit_step < self.attn_steps
 

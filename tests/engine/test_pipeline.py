@@ -135,7 +135,7 @@ def test_cancel_takes_effect_within_one_step(tiny_editor, clip16):
 
     with pytest.raises(Cancelled):
         tiny_editor.edit(clip16, "add glasses", Settings(face_mode="full", steps=10), progress=progress, cancel=cancel)
-    assert len(calls) == 5 - 1 + 1  # the check runs right after the call that reached 5
+    assert len(calls) == 5  # the check after the fifth progress call stops the edit: no sixth call
 
 
 def test_progress_reaches_one_and_is_monotonic(tiny_editor, clip16):
@@ -233,3 +233,14 @@ def test_long_clip_uses_windowed_keyframe_attention(tiny_editor):
     out = tiny_editor.edit(frames, "add glasses", s)
     kf = len(out.stats["keyframes"])  # q/k re-run in round(0.5 · 2) = 1 step
     assert len(out.frames) == 60 and out.stats["unet_evals"]["per_frame"] == 3 * 2 + kf / 60
+
+
+def test_inversion_and_edit_steps_pair_up_at_the_same_timestep(tiny_editor):
+    from engine.schedule import Schedule
+
+    schedule = Schedule.build(tiny_editor.models.scheduler_config, Settings(steps=7), torch.device("cpu"))
+    for j, t in enumerate(schedule.inverse.timesteps):
+        i = schedule.edit_step_of(j)
+        assert schedule.inversion_step_of(i) == j
+        # DDIM inversion step j reaches the timestep that edit step i starts from
+        assert int(schedule.forward.timesteps[i]) == int(t)
