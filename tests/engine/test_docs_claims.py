@@ -15,10 +15,15 @@ ROOT = Path(__file__).resolve().parents[2]
 PROGRESS_LINE = re.compile(r"(invert|edit|decode) +\d+%  step \d+  elapsed \d+:\d\d  ETA (\?|\d+:\d\d)")
 
 
-def _flags(parser: argparse.ArgumentParser) -> dict[str, set[str]]:
-    """Each subcommand's flags."""
+def _flags(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, set[str]]:
+    """Each subcommand's flags, nested ones (`farm bundle`) included."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {name: {f for a in p._actions for f in a.option_strings} for name, p in sub.choices.items()}
+    flags = {}
+    for name, p in sub.choices.items():
+        flags[prefix + name] = {f for a in p._actions for f in a.option_strings}
+        if any(isinstance(a, argparse._SubParsersAction) for a in p._actions):
+            flags |= _flags(p, prefix + name + " ")
+    return flags
 
 
 def test_every_flag_the_readme_and_the_engine_and_protocol_docs_name_exists():
