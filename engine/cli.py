@@ -16,7 +16,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from engine.dataclass_cli import add_dataclass_flags, dataclass_values
-from engine.dataclass_cli import converter as _converter  # noqa: F401 (engine/faces/cli.py)
 from engine.errors import Cancelled, UserError
 from engine.progress import StageProgress
 from engine.settings import Settings

@@ -11,9 +11,9 @@ Face and QC settings (`--face-*`, `--qc-*`, `--resolution`) come from `Settings`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-import typing
 from pathlib import Path
 
 from engine.errors import UserError
@@ -24,24 +24,21 @@ PASTE_BACK = ("face_mask", "face_mask_dilate", "face_feather", "face_paste", "fa
 
 def add_face_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per face/QC field of Settings that finding and measuring faces read (not the
-    paste-back ones), help from its docstring."""
-    from engine.cli import _converter
-    from engine.settings import Settings, documented_fields
+    paste-back ones), generated like the edit flags."""
+    from engine.dataclass_cli import add_dataclass_flags
+    from engine.settings import Settings
 
-    hints = typing.get_type_hints(Settings)
     group = parser.add_argument_group("face and QC settings (defaults from engine.settings.Settings)")
-    for name, default, doc in documented_fields():
-        if (name.startswith(FACE_PREFIXES) or name == "resolution") and name not in PASTE_BACK:
-            conv, choices = _converter(hints[name])
-            group.add_argument("--" + name.replace("_", "-"), dest=name, type=conv, choices=choices,
-                               default=argparse.SUPPRESS, help=f"{doc} (default: {default})".replace("%", "%%"))
+    names = [f.name for f in dataclasses.fields(Settings)
+             if (f.name.startswith(FACE_PREFIXES) or f.name == "resolution") and f.name not in PASTE_BACK]
+    add_dataclass_flags(group, Settings, names=names)
 
 
 def _settings(args: argparse.Namespace):
-    from engine.settings import Settings, documented_fields
+    from engine.dataclass_cli import dataclass_values
+    from engine.settings import Settings
 
-    names = {n for n, _, _ in documented_fields()}
-    return Settings(**{k: v for k, v in vars(args).items() if k in names})
+    return Settings(**dataclass_values(Settings, args))
 
 
 def register(sub) -> None:
