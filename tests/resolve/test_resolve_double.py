@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from engine.io.images import read_image
-from fake_resolve import FakeResolve, frame_to_tc, tc_to_frame
+from fake_resolve import FakeResolve
+from fake_timeline import frame_to_tc, tc_to_frame
 from plugin_resolve import timecode
 from plugin_resolve.errors import NoTarget, ResolveEditError
 from plugin_resolve.render import pick_codec

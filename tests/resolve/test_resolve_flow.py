@@ -72,7 +72,7 @@ def assert_untouched(resolve, before, work_dir):
 def test_marked_range_becomes_a_new_version_on_a_new_track(resolve, engine, work_dir):
     project, timeline, pool = current(resolve)
     timeline.GetItemListInTrack("video", 1)[0].gain = 0.8  # a grade on the shot: the render includes it
-    render_state = project._render_state()
+    render_state = project.render_state()
     expected = engine_edit(engine, rendered(resolve, START + 12, START + 16), "add glasses")
 
     item = edit(resolve, engine, work_dir)
@@ -89,7 +89,7 @@ def test_marked_range_becomes_a_new_version_on_a_new_track(resolve, engine, work
     assert np.allclose(timeline.composite(START + 12), got[0] / 65535, atol=1e-6)
     assert np.allclose(timeline.composite(START + 16), got[4] / 65535, atol=1e-6)
     # Nothing left behind: no render job, Deliver state and page restored, tracks enabled, render frames gone.
-    assert project.GetRenderJobList() == [] and project._render_state() == render_state
+    assert project.GetRenderJobList() == [] and project.render_state() == render_state
     assert sorted(project.presets) == ["H.264 Master"] and resolve.GetCurrentPage() == "edit"
     assert all(timeline.GetIsTrackEnabled("video", t) for t in (1, 2))
     files = sorted(p.relative_to(work_dir).parts[-2:] for p in work_dir.rglob("*.tif"))
@@ -299,10 +299,10 @@ def test_the_deliver_pages_burn_in_and_subtitles_never_reach_the_engine(resolve,
     project.burn_in = True  # a data burn-in set up in the project, "Same as project" on the Deliver page
     timeline.AddTrack("subtitle")
     project.SetRenderSettings({"ExportSubtitle": True, "SubtitleFormat": "BurnIn", "AddFrameHandles": 2})
-    users = project._render_state()
+    users = project.render_state()
     item = edit(resolve, engine, work_dir)
     assert all(np.array_equal(g, e) for g, e in zip(placed_frames(item), expected))
-    assert project._render_state() == users
+    assert project.render_state() == users
 
 
 def test_a_timeline_switched_during_the_run_gets_the_edit_on_the_timeline_it_came_from(resolve, engine, work_dir):
