@@ -3,7 +3,6 @@ sequence on disk, and a fresh in-memory Resolve with that shot cut into a timeli
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
@@ -44,9 +43,8 @@ def shot(media_root) -> str:
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory, media_root):
-    proc = shared_engine(tmp_path_factory.mktemp("resolve-engine") / "state", media_root)
-    yield proc
-    proc.kill(signal.SIGTERM)
+    with shared_engine(tmp_path_factory.mktemp("resolve-engine") / "state", media_root) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,8 @@ def media_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory, media_root):
-    proc = shared_engine(tmp_path_factory.mktemp("engine") / "state", media_root)
-    yield proc
-    proc.kill(signal.SIGTERM)
+    with shared_engine(tmp_path_factory.mktemp("engine") / "state", media_root) as proc:
+        yield proc
 
 
 @pytest.fixture

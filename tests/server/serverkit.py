@@ -10,11 +10,13 @@ server's own behaviour is tested in well under a second per test. Every wait her
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -40,9 +42,15 @@ class EngineProcess(launch.EngineProcess):
         return 0
 
 
-def shared_engine(state_dir: Path, media_root: Path) -> EngineProcess:
-    """A started engine with small limits and one media root: the session engine of the server and Resolve tests."""
-    return EngineProcess(state_dir, [*SMALL_LIMITS, "--media-root", str(media_root), "--no-fsync"]).start()
+@contextmanager
+def shared_engine(state_dir: Path, media_root: Path) -> Iterator[EngineProcess]:
+    """A started engine with small limits and one media root, stopped (SIGTERM) when the `with` ends: the
+    session engine of the server and Resolve tests."""
+    proc = EngineProcess(state_dir, [*SMALL_LIMITS, "--media-root", str(media_root), "--no-fsync"]).start()
+    try:
+        yield proc
+    finally:
+        proc.kill(signal.SIGTERM)
 
 
 def clip(n: int = 3, seed: int = 0, size: int = 64, channels: int = 3, dtype=np.uint8) -> list[np.ndarray]:
