@@ -254,7 +254,6 @@ REQUESTS: dict[str, dict[str, tuple[Check, bool]]] = {
 }
 FIELD_HELP = {
     "job": "a job id of 1-128 characters from A-Z a-z 0-9 . _ : - (starting with a letter or digit)",
-    "prompt": f"a string of 1 to {MAX_PROMPT_CHARS} characters besides surrounding blanks",
     "frames": "a map {dtype: uint8|uint16|float16|float32, shape: [H, W, 3|4], count: n}",
     "input": "a map {path: string, range: [first, last] or nil}",
     "output": "{mode: inline} or {mode: path, dir: string, format: png|tif|exr, start: int, video: string, "
@@ -284,6 +283,8 @@ def _check_fields(header: dict[str, Any], spec: dict[str, tuple[Check, bool]]) -
                 raise ProtocolError("bad_field", f"{header['type']} needs the field '{name}'.")
             continue
         if not check(header[name]):
+            if name == "prompt":  # engine.prompts' own sentence, which clients (the OFX plugin) show as is
+                raise ProtocolError("bad_field", prompt_problem(header[name]))
             hint = FIELD_HELP.get(name, "see docs/protocol.md")
             raise ProtocolError("bad_field", f"'{name}' of {header['type']} is invalid; expected {hint}.")
 

@@ -158,12 +158,6 @@ void shutdown_context() {
   g_context = nullptr;
 }
 
-std::size_t utf8_length(const std::string& s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
 // One received message: the parsed header plus the raw pixel parts (owned zmq messages).
 struct Connection::Reply {
   msgpack::object_handle handle;  // owns the zone; the root object lives inside it (moves with it)
@@ -362,7 +356,6 @@ Hello Connection::hello(double timeout_s) {
     out.limits.max_message_bytes = get("max_message_bytes", out.limits.max_message_bytes);
     out.limits.max_frames = get("max_frames", out.limits.max_frames);
     out.limits.max_side = get("max_side", out.limits.max_side);
-    out.limits.max_prompt_chars = get("max_prompt_chars", out.limits.max_prompt_chars);
   }
   return out;
 }

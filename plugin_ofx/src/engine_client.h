@@ -51,10 +51,11 @@ struct EngineRefused : std::runtime_error {
   EngineRefused(std::string c, const std::string& message) : std::runtime_error(message), code(std::move(c)) {}
 };
 
+// HELLO's limits that size the plugin's requests (defaults: server/protocol.py Limits). The prompt
+// limit is not among them: the engine checks the prompt itself (plugin.cpp analyze).
 struct Limits {
   std::int64_t max_parts = 4098, max_part_bytes = std::int64_t(512) << 20,
-               max_message_bytes = std::int64_t(4) << 30, max_frames = 4096, max_side = 8192,
-               max_prompt_chars = 1000;
+               max_message_bytes = std::int64_t(4) << 30, max_frames = 4096, max_side = 8192;
 };
 
 struct Hello {
@@ -151,8 +152,5 @@ class Connection {
 // all instances, and so all worker threads, are gone). Leaves no thread or socket behind.
 void* shared_context();
 void shutdown_context();
-
-// Number of Unicode code points in a UTF-8 string (the engine's prompt limit counts those).
-std::size_t utf8_length(const std::string& s);
 
 }  // namespace ipfd

@@ -168,10 +168,9 @@ void need_full_scale(double sx, double sy) {
 
 void analyze(Instance* I, OfxPropertySetHandle in_args) {
   Settings s = refresh_settings(I);
-  const std::int64_t max_prompt = ipfd::Limits().max_prompt_chars;
-  if (s.prompt.empty()) throw UserError("the prompt is empty: describe the edit, e.g. 'add glasses'");
-  if (std::int64_t(ipfd::utf8_length(s.prompt)) > max_prompt)
-    throw UserError("the prompt is longer than " + std::to_string(max_prompt) + " characters");
+  // No prompt check here: the engine checks the prompt (engine.prompts.prompt_problem, the one
+  // rule for CLI, protocol and plugins) when it answers SUBMIT, and its sentence becomes the
+  // status. A copy of the rule in C++ would be a second home that drifts.
   if (s.address.empty())
     throw UserError(std::string("the engine address is empty (e.g. ") + param_table()[kAddress].text + ")");
 

@@ -23,6 +23,7 @@ import msgpack
 import numpy as np
 import pytest
 
+from engine.settings import MAX_PROMPT_CHARS
 from ofxkit import BuildError, assert_clean_exit, build, make_clip, premultiply, run_host, unpremultiply
 from fake_engine import MALFORMED, FakeEngine, edit
 
@@ -204,12 +205,21 @@ def test_malformed_reply_gives_an_error_status_not_a_crash(ofx_build, tmp_path, 
     assert_clean_exit(run)
 
 
-def test_empty_prompt_is_reported_and_nothing_is_sent(ofx_build, tmp_path):
+@pytest.mark.parametrize("prompt", ["", " \t ", "x" * (MAX_PROMPT_CHARS + 1), "é" * (MAX_PROMPT_CHARS + 1)], ids=["empty", "blank", "long", "long-utf8"])
+def test_a_bad_prompt_shows_the_engines_own_sentence_and_no_job_is_accepted(ofx_build, tmp_path, prompt):
+    """The plugin keeps no copy of the prompt rule: the engine's SUBMIT check (engine.prompts,
+    through server/protocol.py) refuses it and its one sentence is the status."""
+    from engine.prompts import prompt_problem
+
+    clip = make_clip(1, 16, 16, 3, np.uint8)
     with FakeEngine() as fake:
-        run = run_host(ofx_build, tmp_path, make_clip(1, 16, 16, 3, np.uint8),
-                       [f"set:address={fake.address}", "analyze", "status"])
-        assert fake.requests == []
-    assert run.last_status().startswith("error: the prompt is empty")
+        run = run_host(ofx_build, tmp_path, clip, [f"set:prompt={prompt}", f"set:address={fake.address}", "analyze",
+                                                   f"{WAIT}:30", "render:0:1:1:OUT"])
+        assert fake.submits == []
+    expected = f"failed: the engine refused the job: {prompt_problem(prompt)} [bad_field]"
+    assert run.last_status() == expected, run.last_status()
+    assert any(expected in e["text"] for e in run.of("persistent")), run.of("persistent")
+    assert np.array_equal(run.output(0, 0), clip[0])  # the input is shown
     assert_clean_exit(run)
 
 
