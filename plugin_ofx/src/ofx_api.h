@@ -4,7 +4,7 @@
 // the host suites the plugin calls (property, image effect, parameter, message V1/V2) with
 // their function pointers in ABI order, and the action, property, value and status names as
 // string/int constants. Shared by the plugin (src/plugin.cpp) and the test host
-// (tests/ofx_test_host.cpp). Written for this project from the OpenFX specification's
+// (tests/host/). Written for this project from the OpenFX specification's
 // interface facts (names, values, layouts); it is not a copy of the OpenFX headers and declares
 // only what ipfacediff needs. Everything is in namespace `ofx` except the two exported entry
 // points, which hosts look up by their C names.

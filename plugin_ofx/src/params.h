@@ -17,7 +17,9 @@
 
 namespace ipfd::plugin {
 
-constexpr int kProtocolMaxFrames = 4096;
+// The most frames one job may carry: the protocol's default limit (engine_client.h, compared with
+// server/protocol.py by tests/server/test_constants.py), not a copy of it.
+constexpr int kProtocolMaxFrames = int(ipfd::Limits{}.max_frames);
 
 enum class Kind { Text, Line, Int, Double, Choice, Button, Status, Hidden };
 
