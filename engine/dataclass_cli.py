@@ -63,12 +63,14 @@ def add_dataclass_flags(parser: Any, cls: type, *, names: Collection[str] | None
                         aliases: Mapping[str, list[str]] | None = None,
                         containers: Mapping[str, Any] | None = None) -> None:
     """One flag per field of `cls` (only `names` when given): `--field-name` plus
-    `aliases[name]`, typed and limited to choices by the annotation, help from the docstring,
+    `aliases[name]`, typed and limited to choices by the annotation (or the field's `choices`
+    metadata, a callable giving them), help from the docstring,
     added to `containers[name]` (e.g. a mutually exclusive group) or else `parser`. Unset
     flags stay out of the namespace, so the dataclass default applies; a field without a
     default is a required flag; a bool field is a switch (`--name`, or `--no-name` when it
     defaults to True)."""
     hints = typing.get_type_hints(cls)
+    metas = {f.name: f.metadata for f in dataclasses.fields(cls)}
     for name, default, doc in documented_fields(cls):
         if names is not None and name not in names:
             continue
@@ -80,6 +82,8 @@ def add_dataclass_flags(parser: Any, cls: type, *, names: Collection[str] | None
                                 default=argparse.SUPPRESS, help=doc.replace("%", "%%"))
             continue
         conv, choices = converter(hints[name])
+        if "choices" in metas[name]:
+            choices = list(metas[name]["choices"]())
         required = default is dataclasses.MISSING
         text = doc if required else f"{doc} (default: {_shown(default)})"
         target.add_argument(*flags, dest=name, type=conv, choices=choices, required=required,

