@@ -4,7 +4,7 @@
 boxes), `paste(original_frames, edited_crops, plan, settings) -> frames`. The editor runs
 prepare → core edit on `plan.clips()` → paste → `engine.metrics.qc`.
 Backends: see `engine.faces.detect` (MTCNN by default, offline; insightface when its pack
-is on disk).
+is on disk), named in `engine.face_backends`.
 """
 
 from engine.faces.detect import Face, load_detector
