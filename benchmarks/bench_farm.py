@@ -2,8 +2,8 @@
 
 In: clip lengths, chunk sizes, DDIM steps, keyframe interval / window / anchors (defaults:
 the engine's). Out (stdout): one Markdown table — for each clip length and chunk size, the
-one-machine edit's evaluations per frame, the farm's (Keyframes step + every Propagate task),
-the overhead, and the keyframes each chunk rebuilds on average — and the bytes the Keyframes
+one-machine edit's evaluations per frame, the farm's (the Keyframes step's shared keyframes + every Propagate task),
+the overhead, and the keyframes of other chunks each chunk rebuilds on average — and the bytes the Keyframes
 step stores per keyframe at SD 2.1-base scale. Counts come from the plans the steps run
 (`engine.farm.split`), by the engine's own accounting: a sub-clip of n frames, k of them
 keyframes, costs n·T inversion + n·B·T editing (B guidance branches) + k·A keyframe q/k
@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.farm.split import bracketing, chunks, needed_groups, sub_plan  # noqa: E402
+from engine.farm.split import bracketing, chunks, cut_frames, needed_groups, shared_groups, sub_plan  # noqa: E402
 from engine.keyframes import plan_keyframes  # noqa: E402
 from engine.schedule import Schedule  # noqa: E402
 from engine.settings import Settings  # noqa: E402
@@ -44,14 +44,18 @@ def _cost(n: int, k: int, settings: Settings) -> int:
 def counts(n_frames: int, chunk_size: int, settings: Settings) -> dict:
     plan = plan_keyframes(n_frames, settings)
     one = _cost(n_frames, len(plan.keyframes), settings)
-    farm = _cost(len(plan.keyframes), len(plan.keyframes), settings)
+    layout = chunks(n_frames, chunk_size, cut_frames(plan))
+    shared, _ = sub_plan(plan, [], shared_groups(plan, [list(range(a, b)) for a, b in layout]))
+    farm = _cost(shared.n_frames, len(shared.keyframes), settings)  # the Keyframes step
     rebuilt = []
-    for start, stop in chunks(n_frames, chunk_size):
+    for start, stop in layout:
         mine = list(range(start, stop))
         sub, _ = sub_plan(plan, mine, needed_groups(plan, bracketing(plan, mine)))
         farm += _cost(sub.n_frames, len(sub.keyframes), settings)
-        rebuilt.append(len(sub.keyframes))
-    return {"frames": n_frames, "chunk": chunk_size, "keyframes": len(plan.keyframes),
+        rebuilt.append(len(sub.keyframes) - len([f for f in plan.keyframes if start <= f < stop]))
+    sizes = sorted({b - a for a, b in layout})
+    return {"frames": n_frames, "chunk": chunk_size, "chunk_frames": sizes, "chunks": len(layout),
+            "keyframes": len(plan.keyframes), "shared_keyframes": len(shared.keyframes),
             "one_machine": one / n_frames, "farm": farm / n_frames, "overhead": farm / one - 1,
             "rebuilt_per_chunk": sum(rebuilt) / len(rebuilt)}
 
@@ -75,7 +79,7 @@ def measure() -> dict:
     editor = Editor("tiny")
     with tempfile.TemporaryDirectory() as tmp:
         shot = write_shot(Path(tmp) / "shot")
-        spec = FarmSpec(prompt=PROMPT, settings=SETTINGS.to_dict(), first=FIRST, count=COUNT, chunk_size=5,
+        spec = FarmSpec(prompt=PROMPT, settings=SETTINGS.to_dict(), first=FIRST, count=COUNT, chunk_size=6,
                         preset="tiny")
         job, quiet = JobFolder(Path(tmp) / "job"), TaskStatus(io.StringIO())
         total = steps.keyframes(spec, str(shot), Path(tmp) / "out", job, None, quiet, editor=editor)["unet_evals"]["total"]
@@ -85,7 +89,7 @@ def measure() -> dict:
         from engine.io import read_frames
 
         one = editor.edit(read_frames(shot).frames, PROMPT, SETTINGS).stats["unet_evals"]["total"]
-    expected = counts(COUNT, 5, SETTINGS)
+    expected = counts(COUNT, 6, SETTINGS)
     return {"farm": total, "one_machine": one, "counted_farm": round(expected["farm"] * COUNT),
             "counted_one_machine": round(expected["one_machine"] * COUNT)}
 
@@ -106,11 +110,13 @@ def main() -> None:
     rows = [counts(n, c, settings) for n in args.frames for c in args.chunks]
     print(f"T={args.steps}, keyframe interval {args.keyframe_interval}, window {args.keyframe_window}, "
           f"anchors {args.keyframe_anchors}, guidance on, cached features\n")
-    print("| frames | chunk | keyframes | one machine /frame | farm /frame | overhead | keyframes rebuilt per chunk |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| frames | --chunk-size | chunks (frames) | keyframes | shared | one machine /frame | farm /frame "
+          "| overhead | other chunks' keyframes rebuilt per chunk |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['frames']} | {r['chunk']} | {r['keyframes']} | {r['one_machine']:.1f} | {r['farm']:.1f} | "
-              f"{100 * r['overhead']:.1f} % | {r['rebuilt_per_chunk']:.1f} |")
+        span = "-".join(str(n) for n in (r["chunk_frames"][0], r["chunk_frames"][-1]))
+        print(f"| {r['frames']} | {r['chunk']} | {r['chunks']} ({span}) | {r['keyframes']} | {r['shared_keyframes']} | "
+              f"{r['one_machine']:.1f} | {r['farm']:.1f} | {100 * r['overhead']:.1f} % | {r['rebuilt_per_chunk']:.1f} |")
     print(f"\nKeyframes step data at SD 2.1-base scale: {keyframe_bytes(SD21_LATENT) / 2 ** 10:.0f} KiB per keyframe")
     out = {"rows": rows, "keyframe_bytes_sd21": keyframe_bytes(SD21_LATENT)}
     if args.measure:

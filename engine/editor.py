@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -31,6 +30,7 @@ from engine.invert import Inversion, decode, encode, invert
 from engine.keyframes import plan_keyframes
 from engine.meter import CancelCheck, Meter, Progress
 from engine.models import DEFAULT_MODEL, Models, load_models
+from engine.pixels import as_float_frames, check_clip, model_size, resize, to_output
 from engine.prompts import check_prompt, prompt_warnings
 from engine.schedule import Schedule
 from engine.settings import Settings, inversion_fields
@@ -57,37 +57,6 @@ class EditResult:
     """The inversion used or made; pass it back as `inversion=` to re-edit without inverting."""
     qc: dict | None = None
     """Per-frame identity distance, warp error, crop boxes, drifted frames (engine.metrics.qc)."""
-
-
-def _as_float_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.dtype]:
-    """Validate and stack to float32 [N, H, W, 3] in 0..1 (uint8, uint16 or float in);
-    returns the input dtype too, so the output keeps it."""
-    _one_size(frames, lambda f: np.asarray(f).shape)
-    first = np.asarray(frames[0])
-    if first.ndim != 3 or first.shape[2] != 3:
-        raise UserError(f"frames must be H×W×3 RGB arrays; got shape {first.shape}.")
-    if first.dtype in (np.uint8, np.uint16):
-        stack = np.stack(frames).astype(np.float32) / np.iinfo(first.dtype).max
-    elif first.dtype in (np.float32, np.float64, np.float16):
-        stack = np.clip(np.stack(frames).astype(np.float32), 0.0, 1.0)
-    else:
-        raise UserError(f"frames must be uint8, uint16 or float; got {first.dtype}.")
-    return stack, first.dtype
-
-
-def _one_size(frames: Sequence[np.ndarray], shape_of: Callable[[np.ndarray], tuple]) -> None:
-    """No frames, or frames whose `shape_of` differs, is a clip-level error."""
-    if len(frames) == 0:
-        raise UserError("no frames to edit.")
-    shapes = {shape_of(f) for f in frames}
-    if len(shapes) > 1:
-        raise UserError(f"all frames must have the same size; got {sorted(shapes)}.")
-
-
-def _check_clip(frames: Sequence[np.ndarray], prompt: str) -> None:
-    """Clip-level input errors (per-frame problems become per-frame statuses instead)."""
-    check_prompt(prompt)
-    _one_size([f for f in frames if isinstance(f, np.ndarray)] or frames, lambda f: np.asarray(f).shape[:2])
 
 
 def _share(progress: Progress | None, start: float, share: float) -> Progress | None:
@@ -119,21 +88,6 @@ def _summed(per_subject: list[dict], subjects: list[int]) -> dict:
     return out
 
 
-def _model_size(h: int, w: int, settings: Settings, multiple: int) -> tuple[int, int]:
-    if settings.resolution is not None:
-        side = max(multiple, round(settings.resolution / multiple) * multiple)
-        return side, side
-    return max(multiple, round(h / multiple) * multiple), max(multiple, round(w / multiple) * multiple)
-
-
-def _resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h, w = size
-    if stack.shape[1:3] == (h, w):
-        return stack
-    interp = cv2.INTER_AREA if h * w < stack.shape[1] * stack.shape[2] else cv2.INTER_CUBIC
-    return np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in stack])
-
-
 def _signature(models: Models, n: int, size: tuple[int, int], settings: Settings) -> tuple:
     """Everything an inversion depends on: the model, the frames' count and model size, the hook
     layout and the settings marked `inversion` in Settings; a cached one is reused only when this matches."""
@@ -146,15 +100,6 @@ def inversion_key(stack: np.ndarray, signature: tuple) -> str:
     h = hashlib.sha256(json.dumps(signature, default=str).encode())
     h.update(np.ascontiguousarray(stack).data)
     return h.hexdigest()
-
-
-def _to_output(images: np.ndarray, size: tuple[int, int], dtype: np.dtype) -> list[np.ndarray]:
-    """Decoded float images [N, h, w, 3] back to the input's size and sample type."""
-    images = _resize(images, size)
-    if dtype in (np.uint8, np.uint16):
-        top = np.iinfo(dtype).max
-        return [np.clip(np.rint(f * top), 0, top).astype(dtype) for f in images]
-    return [f.astype(np.float32) for f in images]
 
 
 class Editor:
@@ -193,7 +138,7 @@ class Editor:
                        detector=self._face_model("detector", settings.face_detector, settings.face_models))
         if len(plan.groups) != 1:
             raise UserError("an inversion covers one face: set face_subject to a track number, or use full mode.")
-        stack, _ = _as_float_frames(plan.clips()[0])
+        stack, _ = as_float_frames(plan.clips()[0])
         meter = Meter(self.models.device, len(stack) * settings.steps, progress, cancel)
         with FeatureHooks(*self.models.unets()) as hooks:
             return self._invert(stack, settings.replace(resolution=None), meter, hooks)
@@ -201,9 +146,9 @@ class Editor:
     def _invert(self, stack: np.ndarray, settings: Settings, meter: Meter, hooks: FeatureHooks) -> Inversion:
         m = self.models
         n, h, w = stack.shape[:3]
-        size = _model_size(h, w, settings, m.unet_multiple)
+        size = model_size(h, w, settings, m.unet_multiple)
         with meter.stage("encode"):
-            pixels = torch.from_numpy(_resize(stack, size)).permute(0, 3, 1, 2)
+            pixels = torch.from_numpy(resize(stack, size)).permute(0, 3, 1, 2)
             latents = encode(m, pixels, meter, settings.vae_batch_size)
         with meter.stage("invert"):
             schedule = Schedule.build(m.scheduler_config, settings, m.device)
@@ -223,7 +168,7 @@ class Editor:
         from engine.metrics import qc as measure
 
         settings = settings or Settings()
-        _check_clip(frames, prompt)
+        check_clip(frames, prompt)
         start = time.perf_counter()
         plan = prepare(frames, settings, native=self.models.native_resolution,
                        detector=self._face_model("detector", settings.face_detector, settings.face_models))
@@ -275,9 +220,9 @@ class Editor:
         settings = settings or Settings()
         prompt = check_prompt(prompt)
         m = self.models
-        stack, in_dtype = _as_float_frames(frames)
+        stack, in_dtype = as_float_frames(frames)
         n, h, w = stack.shape[:3]
-        size = _model_size(h, w, settings, m.unet_multiple)
+        size = model_size(h, w, settings, m.unet_multiple)
         signature = _signature(m, n, size, settings)
         if inversion is not None and inversion.signature != signature:
             raise UserError("the given inversion was made for other frames, model or settings; invert again.")
@@ -323,7 +268,7 @@ class Editor:
         m, batch = self.models, settings.vae_batch_size
 
         def frames(z: torch.Tensor) -> list[np.ndarray]:  # batch by batch into the output type
-            return [f for images in decode(m, z, meter, batch) for f in _to_output(images.numpy(), size, dtype)]
+            return [f for images in decode(m, z, meter, batch) for f in to_output(images.numpy(), size, dtype)]
 
         if preview is None:
             return frames(latents)

@@ -42,6 +42,10 @@ class KeyframePlan:
     """(query keyframe positions, key keyframe positions) per group, in call order. Each group
     is denoised in one UNet call; its keys are its own queries and queries of earlier groups,
     so a group needs only the attn1 keys/values kept from earlier calls."""
+    spine: tuple[int, ...] = ()
+    """Positions of the keyframes that bound the segments (every `keyframe_window`-th and the
+    last); empty when all keyframes are one group. A segment depends on nothing outside its
+    two spine keyframes and the anchors, so its start is where a farm chunk starts cheaply."""
 
     @property
     def others(self) -> list[int]:
@@ -96,23 +100,35 @@ def select_keyframes(n_frames: int, settings: Settings) -> tuple[int, ...]:
     return tuple(sorted(chosen | {n_frames - 1}))
 
 
-def _attention_groups(n_kf: int, window: int, anchors: int) -> tuple:
-    """One group of all keyframes when they fit in `window` (or `window` is 0). Otherwise the
-    `anchors` evenly spread keyframes first, attending to each other, then the rest in chunks
-    of `window` consecutive keyframes, each attending to itself, the chunk before it and the
-    anchors: every key comes from this or an earlier group (the calls can run one by one)."""
+def _attention_groups(n_kf: int, window: int, anchors: int) -> tuple[tuple, tuple[int, ...]]:
+    """(attention groups in call order, spine). One group of all keyframes when they fit in
+    `window` (or `window` is 0); no spine. Otherwise three levels, each attending only to the
+    levels before it, so no keyframe's result depends on more than its segment's two spine
+    keyframes and the anchors (a farm chunk rebuilds only those, `engine.farm.split`):
+    the `anchors` evenly spread keyframes, attending to each other; the spine — every
+    `window`-th keyframe and the last — each attending to itself and the anchors; and the
+    keyframes between two spine keyframes (a segment, at most `window - 1`), attending to
+    each other, both spine keyframes and the anchors. Calls go segment by segment, so what is
+    kept at once stays flat; both neighbours of every segment boundary see the same spine
+    keyframe, and no error accumulates along the clip."""
     if window == 0 or n_kf <= window:
         everyone = tuple(range(n_kf))
-        return ((everyone, everyone),)
-    anchor = tuple(sorted(set(np.linspace(0, n_kf - 1, anchors).round().astype(int).tolist()))) if anchors else ()
-    rest = [k for k in range(n_kf) if k not in anchor]
-    groups = [(anchor, anchor)] if anchor else []
-    before: tuple[int, ...] = ()
-    for start in range(0, len(rest), window):
-        chunk = tuple(rest[start:start + window])
-        groups.append((chunk, tuple(sorted(set(before) | set(chunk) | set(anchor)))))
-        before = chunk
-    return tuple(groups)
+        return ((everyone, everyone),), ()
+    anchor = set(np.linspace(0, n_kf - 1, anchors).round().astype(int).tolist()) if anchors else set()
+    spine = tuple(sorted(set(range(0, n_kf, window)) | {n_kf - 1}))
+    groups = [(tuple(sorted(anchor)), tuple(sorted(anchor)))] if anchor else []
+
+    def alone(p: int) -> None:
+        if p not in anchor:
+            groups.append(((p,), tuple(sorted(anchor | {p}))))
+
+    alone(spine[0])
+    for start, end in zip(spine, spine[1:]):
+        alone(end)
+        inner = tuple(p for p in range(start + 1, end) if p not in anchor)
+        if inner:
+            groups.append((inner, tuple(sorted(anchor | set(inner) | {start, end}))))
+    return tuple(groups), spine
 
 
 def plan_keyframes(n_frames: int, settings: Settings) -> KeyframePlan:
@@ -130,5 +146,5 @@ def plan_keyframes(n_frames: int, settings: Settings) -> KeyframePlan:
     w_past = np.where(gap > 0, (kf[future] - frames) / np.where(gap > 0, gap, 1), 1.0)
     # Outside the first/last keyframe only one side exists: copy from it alone.
     w_past = np.where(frames < kf[0], 0.0, np.where(frames > kf[-1], 1.0, w_past))
-    return KeyframePlan(n_frames, kfs, past, future, w_past.astype(np.float32),
-                        _attention_groups(len(kfs), settings.keyframe_window, settings.keyframe_anchors))
+    groups, spine = _attention_groups(len(kfs), settings.keyframe_window, settings.keyframe_anchors)
+    return KeyframePlan(n_frames, kfs, past, future, w_past.astype(np.float32), groups, spine)

@@ -71,9 +71,10 @@ class Settings:
     keyframes: tuple[int, ...] | None = setting(None, low=0, high=MAX_FRAMES - 1, inversion=True)
     """Explicit keyframe indices (0-based within the clip, each below 100000); overrides the two above."""
     keyframe_window: int = setting(8, low=0, high=MAX_FRAMES, inversion=True)
-    """Keyframes per extended-attention group, denoised in one UNet call; a group attends to
-    itself, the group before it and the anchors, so cost and memory per frame stay flat on
-    long clips (0 = all keyframes in one group and one call)."""
+    """Keyframes per extended-attention segment when a clip has more: every this-many-th keyframe
+    (and the last) is a spine keyframe attending to itself and the anchors; the keyframes between
+    two of them are denoised in one UNet call attending to each other, both and the anchors, so
+    cost and memory per frame stay flat on long clips (0 = all keyframes in one group and one call)."""
     keyframe_anchors: int = setting(2, low=0, high=MAX_FRAMES, inversion=True)
     """Evenly spread keyframes every keyframe also attends to (global consistency); at most
     `keyframe_window`."""

@@ -45,16 +45,22 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                     chunk_size=args.chunk_size, model=args.model, preset=args.preset, model_config=args.model_config,
                     identity_model=args.identity_model, direction_model=args.direction_model, format=args.format,
                     name=name, input_colorspace=args.input_colorspace, output_colorspace=args.output_colorspace)
-    n_chunks = len(spec.chunks)  # refuses a chunk size below 1
+    layout = spec.chunks  # refuses a chunk size below 1
     shot = Path(args.input).resolve()
     check_output(args.out, frame_names(count, start=first, fmt=args.format, name=name), overwrite=args.overwrite,
                  inputs=[shot if shot.exists() else shot.parent])
     job_dir = (args.job_dir or args.bundle / "job").resolve()
     files = write_bundle(args.bundle, spec, shot=shot, out=args.out.resolve(), job_dir=job_dir,
                          command=args.command or _command(), device=settings.device)
-    print(f"wrote {files['template']} ({n_chunks} chunks of at most {spec.chunk_size} frames); "
+    sizes = sorted({b - a for a, b in layout})
+    print(f"wrote {files['template']} ({len(layout)} chunks of {_span(sizes)} frames: "
+          f"--chunk-size {spec.chunk_size} moved onto keyframe segment starts); "
           f"run it with: openjd run {files['template']} -p file://{files['openjd_run']}", file=sys.stderr)
     return 0
+
+
+def _span(sizes: list[int]) -> str:
+    return str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
 
 
 def _step_args(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +105,9 @@ def register(sub) -> None:
     bundle.add_argument("--bundle", required=True, type=Path, help="folder to write the job bundle to")
     bundle.add_argument("--job-dir", type=Path, help="shared folder every node reads and writes (default BUNDLE/job)")
     bundle.add_argument("--frames", help="inclusive frame range A-B (sequence numbers, or 0-based video frames)")
-    bundle.add_argument("--chunk-size", type=int, default=48, help="frames per Propagate task (default 48)")
+    bundle.add_argument("--chunk-size", type=int, default=48,
+                        help="about this many frames per Propagate task (default 48); each boundary moves to a "
+                        "keyframe segment start less than half a chunk away, where a chunk rebuilds least")
     bundle.add_argument("--format", choices=["png", "tif", "exr"], default="png",
                         help="file type of the output frames (default png), as for edit")
     bundle.add_argument("--name", help="output file names, as for edit (default: the source's with _edit; "

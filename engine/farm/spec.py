@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.farm.split import chunks
+from engine.farm.split import chunks, cut_frames
+from engine.keyframes import plan_keyframes
 from engine.settings import Settings
 
 VERSION = 1
@@ -45,8 +46,11 @@ class FarmSpec:
 
     @property
     def chunks(self) -> list[tuple[int, int]]:
-        """[start, stop) clip indices of each propagate task."""
-        return chunks(self.count, self.chunk_size)
+        """[start, stop) clip indices of each propagate task: about `chunk_size` frames each, the
+        boundaries on keyframe segment starts (`engine.farm.split.chunks`), laid out for a face
+        in every frame (a shot whose face leaves the frame still edits exactly; its chunks
+        may rebuild a few more keyframes)."""
+        return chunks(self.count, self.chunk_size, cut_frames(plan_keyframes(self.count, self.edit_settings())))
 
     def edit_settings(self) -> Settings:
         return Settings.from_dict(self.settings)

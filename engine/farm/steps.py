@@ -1,22 +1,23 @@
 """The work of each farm step, on one node.
 
 In: the job spec, the shot, the output and job folders, the node's device, a `TaskStatus`.
-Out: files. `keyframes`: the face plan and `keyframes.safetensors` (each keyframe's encoded
-source latent and its edited clean latent) in the job folder, and the measured bytes per
-keyframe. `propagate(chunk)`: the chunk's frames, written with the source's frame numbers
-(only its own names, replaced if there — a retried task rewrites exactly its frames).
-`assemble`: QC over the whole shot, report, contact sheet, preview movie and `done`; it
-never writes a frame. A shot with no face (crop/auto mode) is never edited whole, as in
-`Editor.edit`: keyframes runs no model and saves the empty plan, each chunk writes its frames
-unchanged, and the keyframes stats, `done` and the task status say so (`no_face`, the warning).
+Out: files. `keyframes`: the face plan and `keyframes.safetensors` (the encoded source latent
+and the edited clean latent of each keyframe more than one chunk needs: the anchors and the
+spine keyframes between chunks) in the job folder, and the measured bytes per keyframe.
+`propagate(chunk)`: the chunk's frames, written with the source's frame numbers (only its
+own names, replaced if there — a retried task rewrites exactly its frames). `assemble`: QC
+over the whole shot, report, contact sheet, preview movie and `done`; it never writes a
+frame. A shot with no face (crop/auto mode) is never edited whole, as in `Editor.edit`:
+keyframes runs no model and saves the empty plan, each chunk writes its frames unchanged,
+and the keyframes stats, `done` and the task status say so (`no_face`, the warning).
 
-A chunk rebuilds the attn1 outputs of the keyframes bracketing it by running the engine's
-own `invert` and `edit` on the sub-clip "keyframes of the attention groups they depend on +
-the chunk's frames" (`engine.farm.split`): the keyframe calls are the shot's calls, with the
-same inputs, so the rebuilt keyframes are bit-identical to the keyframes step's on the same
-kind of node (checked; a node whose arithmetic differs is refused) and their decoded frames
-come from the keyframes step's latents. Storing x_t per step would not save the rebuild: the
-attn1 outputs need ε2 run on those keyframes anyway, which gives their x_t for free.
+A chunk edits the sub-clip "keyframes of the attention groups its frames depend on + its
+frames" (`engine.farm.split`) with the engine's own `invert` and `edit`: the keyframe calls
+are the shot's calls with the same inputs, so its keyframes are the one-machine edit's, and
+the shared ones bit-identical to the Keyframes step's on the same kind of node (checked; a
+node whose arithmetic differs is refused; their decoded frames come from the Keyframes
+step's latents, so every chunk shows the same). Storing x_t per step would not save the
+rebuild: the attn1 outputs need ε2 run on those keyframes anyway, which gives x_t for free.
 """
 
 from __future__ import annotations
@@ -27,20 +28,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.attention import FeatureHooks
 from engine.edit import edit as edit_latents
-from engine.editor import NO_FACE, Editor, _as_float_frames, _check_clip, _model_size, _resize, _to_output
+from engine.editor import NO_FACE, Editor
 from engine.errors import UserError
 from engine.farm import faceplan
 from engine.farm.spec import FarmSpec, JobFolder
-from engine.farm.split import bracketing, needed_groups, sub_plan
+from engine.farm.split import bracketing, needed_groups, shared_groups, sub_plan
 from engine.farm.status import TaskStatus
 from engine.invert import decode, encode, invert
 from engine.keyframes import KeyframePlan, plan_keyframes
 from engine.meter import Meter
 from engine.models import DEFAULT_MODEL, Models
+from engine.pixels import as_float_frames, check_clip, model_size, resize, to_output
 from engine.schedule import Schedule
 from engine.settings import Settings
 
@@ -106,9 +109,9 @@ def _meter(models: Models, sub: KeyframePlan, settings: Settings, status: TaskSt
 
 def _crops_latents(models: Models, crops: list[np.ndarray], settings: Settings, meter: Meter) -> torch.Tensor:
     """The crops encoded as `Editor.edit_crops` encodes them."""
-    stack, _ = _as_float_frames(crops)
-    size = _model_size(*stack.shape[1:3], settings, models.unet_multiple)
-    pixels = torch.from_numpy(_resize(stack, size)).permute(0, 3, 1, 2)
+    stack, _ = as_float_frames(crops)
+    size = model_size(*stack.shape[1:3], settings, models.unet_multiple)
+    pixels = torch.from_numpy(resize(stack, size)).permute(0, 3, 1, 2)
     return encode(models, pixels, meter, settings.vae_batch_size)
 
 
@@ -124,7 +127,7 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
     prompt = check_prompt(spec.prompt)
     status.stage("reading the shot and finding the face", 0, 10)
     working = _read(spec, shot, 0, spec.count)
-    _check_clip(working.frames, prompt)
+    check_clip(working.frames, prompt)
     editor = editor or _editor(spec, settings)
     m = editor.models
     plan = prepare(working.frames, settings, native=m.native_resolution,
@@ -139,38 +142,49 @@ def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str 
         status.status(f"warning: {NO_FACE}")
         return stats
     settings = settings.replace(resolution=None)  # crops are model-sized already, as in Editor.edit
-    kplan = plan_keyframes(len(frames), settings)
-    sub, members = sub_plan(kplan, [], list(range(len(kplan.attention_groups))))
-    status.stage(f"editing {len(members)} keyframes jointly", 10, 95)
+    sub, members = _shared_keyframes(spec, plan_keyframes(len(frames), settings), frames)
+    status.stage(f"editing the {len(members)} keyframes several chunks share", 10, 95)
     meter = _meter(m, sub, settings, status)
-    with meter.stage("encode"):
-        source = _crops_latents(m, [plan.crops[a + f] for f in members], settings, meter)
-    edited = _edit_sub(m, source, sub, settings, prompt, meter)
+    if members:
+        with meter.stage("encode"):
+            source = _crops_latents(m, [plan.crops[a + f] for f in members], settings, meter)
+        edited = _edit_sub(m, source, sub, settings, prompt, meter)
+    else:  # one chunk: it edits every keyframe itself
+        source = edited = torch.zeros(0)
     status.stage("writing the keyframe data", 95, 100)
     tensors = {"source": source.cpu().contiguous(), "edited": edited.cpu().contiguous()}
     job.root.mkdir(parents=True, exist_ok=True)
     plan_bytes = faceplan.save(plan, job)
     tmp = job.keyframes.with_name(f".{job.keyframes.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"keyframes": json.dumps(list(kplan.keyframes))})
+    save_file(tensors, str(tmp), metadata={"keyframes": json.dumps(members)})
     tmp.replace(job.keyframes)
     out.mkdir(parents=True, exist_ok=True)
     mark_random_weights(out, m.random_weights)
-    stats = meter.stats(len(members))
-    stats.update(keyframes=len(members), bytes_per_keyframe=job.keyframes.stat().st_size / len(members),
+    stats = meter.stats(max(len(members), 1))
+    per_keyframe = job.keyframes.stat().st_size / len(members) if members else 0
+    stats.update(keyframes=len(members), bytes_per_keyframe=per_keyframe,
                  face_plan_bytes=plan_bytes, model=m.identity_string, device=str(m.device))
     atomic_write_text(job.stats, json.dumps(stats, indent=1, default=str))
     status.progress(1.0)
-    status.status(f"{len(members)} keyframes edited; {stats['bytes_per_keyframe'] / 1024:.0f} KiB per keyframe")
+    status.status(f"{len(members)} shared keyframes edited; {per_keyframe / 1024:.0f} KiB per keyframe")
     return stats
 
 
-def _load_keyframes(job: JobFolder, kplan: KeyframePlan) -> dict[str, torch.Tensor]:
+def _shared_keyframes(spec: FarmSpec, kplan: KeyframePlan, frames: list[int]) -> tuple[KeyframePlan, list[int]]:
+    """(sub-clip plan, crop indices) of the keyframes more than one chunk needs: the Keyframes
+    step edits them and every chunk that needs them checks its rebuild against them."""
+    per_chunk = [[c for c, f in enumerate(frames) if start <= f < stop] for start, stop in spec.chunks]
+    return sub_plan(kplan, [], shared_groups(kplan, per_chunk))
+
+
+def _load_keyframes(job: JobFolder, members: list[int]) -> dict[str, torch.Tensor]:
     if not job.keyframes.exists():
         raise UserError(f"{job.root} holds no keyframe data: run the Keyframes step first.")
-    data = load_file(str(job.keyframes))
-    if data["edited"].shape[0] != len(kplan.keyframes):
+    with safe_open(str(job.keyframes), "pt") as f:
+        made_for = json.loads((f.metadata() or {}).get("keyframes", "null"))
+    if made_for != members:
         raise UserError(f"{job.keyframes} was made for other keyframes; run the Keyframes step again.")
-    return data
+    return load_file(str(job.keyframes))
 
 
 def propagate(spec: FarmSpec, chunk: int, shot: str, out: Path, job: JobFolder, device: str | None,
@@ -197,21 +211,22 @@ def propagate(spec: FarmSpec, chunk: int, shot: str, out: Path, job: JobFolder, 
     if mine:
         m = (editor or _editor(spec, settings)).models
         kplan = plan_keyframes(len(frames), settings)
-        data = _load_keyframes(job, kplan)
+        _, shared = _shared_keyframes(spec, kplan, frames)
+        data = _load_keyframes(job, shared)
+        row = {f: i for i, f in enumerate(shared)}
         sub, members = sub_plan(kplan, mine, needed_groups(kplan, bracketing(kplan, mine)))
-        row = {f: p for p, f in enumerate(kplan.keyframes)}
-        others = [f for f in members if f not in row]
-        status.stage(f"rebuilding {len(sub.keyframes)} keyframes and editing {len(others)} frames", 5, 90)
+        fresh = [f for f in members if f not in row]  # its own frames: a keyframe another chunk needs is shared
+        status.stage(f"rebuilding {len(sub.keyframes)} keyframes and editing {len(mine)} frames", 5, 90)
         meter = _meter(m, sub, settings, status)
         crop = np.asarray(plan.crops[a + mine[0]])
         size, dtype = crop.shape[:2], crop.dtype  # what Editor.edit_crops gives back
         with meter.stage("encode"):
-            fresh = _crops_latents(m, [plan.crops[a + f] for f in others], settings, meter) if others else None
-        x = _edit_sub(m, torch.stack([data["source"][row[f]].to(m.device) if f in row else fresh[others.index(f)]
+            encoded = _crops_latents(m, [plan.crops[a + f] for f in fresh], settings, meter) if fresh else None
+        x = _edit_sub(m, torch.stack([data["source"][row[f]].to(m.device) if f in row else encoded[fresh.index(f)]
                                       for f in members]), sub, settings, prompt, meter)
-        kf_rows = [i for i, f in enumerate(members) if f in row]
-        kept = data["edited"][[row[members[i]] for i in kf_rows]]
-        gap = (x[kf_rows].cpu() - kept).abs().max().item()
+        checked = [i for i, f in enumerate(members) if f in row]
+        kept = data["edited"][[row[members[i]] for i in checked]]
+        gap = (x[checked].cpu() - kept).abs().max().item() if checked else 0.0
         if gap > REBUILD_TOLERANCE:
             raise UserError(f"this node rebuilds the keyframes {gap:.2g} away from the Keyframes step's result; "
                             "run the job on nodes of one kind (GPU model, drivers, library versions).")
@@ -220,10 +235,11 @@ def propagate(spec: FarmSpec, chunk: int, shot: str, out: Path, job: JobFolder, 
         with meter.stage("decode"):
             latents = torch.stack([final[c] for c in mine]).to(m.device)
             crops = [f for images in decode(m, latents, meter, settings.vae_batch_size)
-                     for f in _to_output(images.numpy(), size, dtype)]
+                     for f in to_output(images.numpy(), size, dtype)]
         for crop, c in zip(crops, mine):
             pasted[frames[c] - start] = paste_crop(working.frames[frames[c] - start], a + c, crop, plan, settings)
-        stats.update(meter.stats(len(mine)), rebuilt_keyframes=len(sub.keyframes), rebuild_gap=gap)
+        stats.update(meter.stats(len(mine)), rebuilt_keyframes=len(sub.keyframes), checked_keyframes=len(checked),
+                     rebuild_gap=gap)
     status.stage("writing frames", 98, 100)
     paths = write_frames(working.restore(pasted), out, start=spec.first + start, fmt=spec.format, overwrite=True,
                          name=spec.name)

@@ -42,12 +42,26 @@ def test_attention_stays_bounded_on_long_clips():
         assert covered == list(range(len(plan.keyframes)))
         assert max(len(qs) for qs, _ in plan.attention_groups) <= s.keyframe_window
         widest = max(len(keys) for _, keys in plan.attention_groups)
-        assert widest <= 2 * s.keyframe_window + s.keyframe_anchors
-        # each keyframe but the anchors (the first group, among themselves) sees the one before it
+        assert widest <= s.keyframe_window + 1 + s.keyframe_anchors
         anchors, _ = plan.attention_groups[0]
-        assert len(anchors) == s.keyframe_anchors
+        assert len(anchors) == s.keyframe_anchors and set(anchors) <= set(plan.spine)
+        assert plan.spine == tuple(sorted(set(range(0, len(plan.keyframes), 8)) | {len(plan.keyframes) - 1}))
         for qs, keys in plan.attention_groups[1:]:
-            assert all(q - 1 in keys for q in qs) and set(anchors) <= set(keys)
+            assert set(anchors) <= set(keys)
+            if len(qs) == 1 and qs[0] in plan.spine:  # a spine keyframe: itself and the anchors
+                assert set(keys) == set(qs) | set(anchors)
+            else:  # a segment: itself, the spine keyframes on either side, the anchors; no other
+                before = max(p for p in plan.spine if p < qs[0])
+                after = min(p for p in plan.spine if p > qs[-1])
+                assert set(keys) == set(qs) | {before, after} | set(anchors)
+                assert all(before < q < after for q in qs)
+
+
+def test_every_segment_boundary_is_seen_from_both_sides():
+    plan = plan_keyframes(300, Settings())
+    segments = [(qs, keys) for qs, keys in plan.attention_groups[1:] if len(qs) > 1]
+    for (_, left), (_, right) in zip(segments, segments[1:]):
+        assert set(left) & set(right) - set(plan.attention_groups[0][0])  # one spine keyframe in common
 
 
 def test_keys_come_only_from_the_same_or_an_earlier_group():
@@ -60,9 +74,10 @@ def test_keys_come_only_from_the_same_or_an_earlier_group():
 
 def test_short_clips_attend_to_all_keyframes():
     plan = plan_keyframes(58, Settings())  # 0, 8, ..., 56, 57: more than a window of 8
-    assert len(plan.attention_groups) > 1
+    assert plan.attention_groups == (((0, 8), (0, 8)), ((1, 2, 3, 4, 5, 6, 7), tuple(range(9))))
+    assert plan.spine == (0, 8)
     plan = plan_keyframes(57, Settings())  # 0, 8, ..., 56: one window
-    assert plan.attention_groups == ((tuple(range(8)), tuple(range(8))),)
+    assert plan.attention_groups == ((tuple(range(8)), tuple(range(8))),) and plan.spine == ()
 
 
 def test_calls_hold_one_group_or_one_batch_and_release_each_keyframe_once():

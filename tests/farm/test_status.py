@@ -29,7 +29,7 @@ def test_progress_lines_are_whole_percents_that_never_go_back_and_status_is_one_
 
 def test_a_chunk_that_does_not_exist_exits_2(tmp_path, make_spec, capsys):
     spec = tmp_path / "spec.json"
-    spec.write_text(make_spec(5).to_json())
+    spec.write_text(make_spec(6).to_json())
     code = main(["farm", "propagate", "--chunk", "2", "--spec", str(spec), "--shot", str(tmp_path),
                  "--out", str(tmp_path / "out"), "--job-dir", str(tmp_path / "job")])
     assert code == 2
