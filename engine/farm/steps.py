@@ -255,6 +255,7 @@ def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskS
     from engine.io import frame_names, read_frames
     from engine.io.colour import ModelFrames
     from engine.io.video import to_rgb8, write_video
+    from engine.io.write import RANDOM_WEIGHTS_LABEL, RANDOM_WEIGHTS_MARKER
     from engine.metrics import qc as measure
     from engine.metrics.quality import numbered
     from engine.metrics.report import render_report, summary
@@ -269,6 +270,7 @@ def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskS
         raise UserError(f"{out} holds {len(written.frames)} of the shot's {spec.count} frames; "
                         "run the missing Propagate tasks first.")
     edited = ModelFrames.prepare(written, working.output_space, working.output_space, spec.format).frames
+    random_weights = (out / RANDOM_WEIGHTS_MARKER).exists()  # the Keyframes step marks a random-weight model's frames
     status.stage("identity QC", 20, 80)
     embedder = None
     if plan.mode == "crop" and plan.crops and settings.qc_every:
@@ -280,15 +282,16 @@ def assemble(spec: FarmSpec, shot: str, out: Path, job: JobFolder, status: TaskS
     status.stage("report, contact sheet and preview", 80, 100)
     if record is not None:
         atomic_write_text(job.qc, json.dumps(record, indent=1, default=str))
-        render_report(working.frames, edited, record, job.report)
+        render_report(working.frames, edited, record, job.report, random_weights=random_weights)
         status.status("QC: " + summary(record))
     rgb = [to_rgb8(f) for f in working.frames], [to_rgb8(f) for f in edited]
     passed = [frame - spec.first for frame in (record or {}).get("passed_through", [])]
-    sheet = contact_sheet(*rgb, f"{spec.prompt} (farm)", passed=passed)
+    label = f"{RANDOM_WEIGHTS_LABEL} " if random_weights else ""
+    sheet = contact_sheet(*rgb, f"{label}{spec.prompt} (farm)", passed=passed)
     _atomic_bytes(job.contact_sheet, _png(sheet))
     write_video(job.preview, rgb[1], written.fps or 24.0)
     done = {"frames": spec.count, "first": spec.first, "drifted_frames": (record or {}).get("drifted_frames"),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "random_weights": random_weights, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if plan.mode == "crop" and not plan.crop_frames:
         done.update(no_face=True, warnings=[NO_FACE])
         status.status(f"warning: {NO_FACE}")

@@ -3,6 +3,7 @@ the shot; a killed task rerun gives the same frames; a failed chunk touches no o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -66,6 +67,7 @@ def test_openjd_run_of_the_bundle_produces_the_shot_equal_to_the_one_machine_edi
     for made in ("done", "qc.json", "qc.png", "contact_sheet.png", "preview.mp4", "keyframes.safetensors"):
         assert (jobdir / made).stat().st_size > 0, made
     assert "openjd_progress: 100" in log and "openjd_status: chunk 1: wrote 6 frames" in log
+    assert json.loads((jobdir / "done").read_text())["random_weights"] is True  # tiny: labelled as noise
 
 
 def test_a_killed_task_rerun_writes_the_same_frames(job):
