@@ -30,7 +30,7 @@ from engine.invert import Inversion, decode, encode, invert
 from engine.keyframes import plan_keyframes
 from engine.meter import CancelCheck, Meter, Progress
 from engine.models import DEFAULT_MODEL, Models, load_models
-from engine.pixels import as_float_frames, check_clip, model_size, resize, to_output
+from engine.pixels import as_float_frames, check_clip, model_pixels, model_size, to_output
 from engine.prompts import check_prompt, prompt_warnings
 from engine.schedule import Schedule
 from engine.settings import Settings, inversion_fields
@@ -148,8 +148,7 @@ class Editor:
         n, h, w = stack.shape[:3]
         size = model_size(h, w, settings, m.unet_multiple)
         with meter.stage("encode"):
-            pixels = torch.from_numpy(resize(stack, size)).permute(0, 3, 1, 2)
-            latents = encode(m, pixels, meter, settings.vae_batch_size)
+            latents = encode(m, model_pixels(stack, size), meter, settings.vae_batch_size)
         with meter.stage("invert"):
             schedule = Schedule.build(m.scheduler_config, settings, m.device)
             inv = invert(m, latents, plan_keyframes(n, settings), schedule, settings, meter, hooks,

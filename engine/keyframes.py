@@ -110,7 +110,7 @@ def _attention_groups(n_kf: int, window: int, anchors: int) -> tuple[tuple, tupl
     keyframes between two spine keyframes (a segment, at most `window - 1`), attending to
     each other, both spine keyframes and the anchors. Calls go segment by segment, so what is
     kept at once stays flat; both neighbours of every segment boundary see the same spine
-    keyframe, and no error accumulates along the clip."""
+    keyframe, and no keyframe depends on segments far before it."""
     if window == 0 or n_kf <= window:
         everyone = tuple(range(n_kf))
         return ((everyone, everyone),), ()

@@ -2,7 +2,7 @@
 
 In: a clip's frames (H×W×3 numpy arrays, uint8, uint16 or float). Out: `check_clip` (clip-level
 input errors), `as_float_frames` (a float32 stack in 0..1 and the input's sample type),
-`model_size` / `resize` (the model-sized stack the VAE encodes) and `to_output` (decoded
+`model_size` / `model_pixels` (the model-sized stack as the VAE takes it) and `to_output` (decoded
 images back to the input's size and sample type). Used by the `Editor` and the farm steps.
 """
 
@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import cv2
 import numpy as np
+import torch
 
 from engine.errors import UserError
 from engine.prompts import check_prompt
@@ -62,6 +63,11 @@ def resize(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return stack
     interp = cv2.INTER_AREA if h * w < stack.shape[1] * stack.shape[2] else cv2.INTER_CUBIC
     return np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in stack])
+
+
+def model_pixels(stack: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """A float stack [N, H, W, 3] resized to `size` (h, w), as the VAE takes it: [N, 3, h, w]."""
+    return torch.from_numpy(resize(stack, size)).permute(0, 3, 1, 2)
 
 
 def to_output(images: np.ndarray, size: tuple[int, int], dtype: np.dtype) -> list[np.ndarray]:

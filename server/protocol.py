@@ -252,6 +252,9 @@ REQUESTS: dict[str, dict[str, tuple[Check, bool]]] = {
     "HEARTBEAT": {},
     "SHUTDOWN": {"token": (_str(256, 1), True)},
 }
+FIELD_PROBLEM: dict[str, Callable[[Any], str]] = {"prompt": prompt_problem}
+"""Fields whose own check words the whole error (engine.prompts' sentence, which clients such
+as the OFX plugin show as is); the others say what FIELD_HELP expects."""
 FIELD_HELP = {
     "job": "a job id of 1-128 characters from A-Z a-z 0-9 . _ : - (starting with a letter or digit)",
     "frames": "a map {dtype: uint8|uint16|float16|float32, shape: [H, W, 3|4], count: n}",
@@ -283,8 +286,8 @@ def _check_fields(header: dict[str, Any], spec: dict[str, tuple[Check, bool]]) -
                 raise ProtocolError("bad_field", f"{header['type']} needs the field '{name}'.")
             continue
         if not check(header[name]):
-            if name == "prompt":  # engine.prompts' own sentence, which clients (the OFX plugin) show as is
-                raise ProtocolError("bad_field", prompt_problem(header[name]))
+            if name in FIELD_PROBLEM:
+                raise ProtocolError("bad_field", FIELD_PROBLEM[name](header[name]))
             hint = FIELD_HELP.get(name, "see docs/protocol.md")
             raise ProtocolError("bad_field", f"'{name}' of {header['type']} is invalid; expected {hint}.")
 

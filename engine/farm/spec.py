@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from engine.errors import UserError
@@ -44,7 +45,7 @@ class FarmSpec:
     output_colorspace: str | None = None
     version: int = VERSION
 
-    @property
+    @cached_property
     def chunks(self) -> list[tuple[int, int]]:
         """[start, stop) clip indices of each propagate task: about `chunk_size` frames each, the
         boundaries on keyframe segment starts (`engine.farm.split.chunks`), laid out for a face

@@ -43,7 +43,7 @@ from engine.invert import decode, encode, invert
 from engine.keyframes import KeyframePlan, plan_keyframes
 from engine.meter import Meter
 from engine.models import DEFAULT_MODEL, Models
-from engine.pixels import as_float_frames, check_clip, model_size, resize, to_output
+from engine.pixels import as_float_frames, check_clip, model_pixels, model_size, to_output
 from engine.schedule import Schedule
 from engine.settings import Settings
 
@@ -111,8 +111,7 @@ def _crops_latents(models: Models, crops: list[np.ndarray], settings: Settings, 
     """The crops encoded as `Editor.edit_crops` encodes them."""
     stack, _ = as_float_frames(crops)
     size = model_size(*stack.shape[1:3], settings, models.unet_multiple)
-    pixels = torch.from_numpy(resize(stack, size)).permute(0, 3, 1, 2)
-    return encode(models, pixels, meter, settings.vae_batch_size)
+    return encode(models, model_pixels(stack, size), meter, settings.vae_batch_size)
 
 
 def keyframes(spec: FarmSpec, shot: str, out: Path, job: JobFolder, device: str | None, status: TaskStatus,
@@ -221,8 +220,9 @@ def propagate(spec: FarmSpec, chunk: int, shot: str, out: Path, job: JobFolder, 
         crop = np.asarray(plan.crops[a + mine[0]])
         size, dtype = crop.shape[:2], crop.dtype  # what Editor.edit_crops gives back
         with meter.stage("encode"):
-            encoded = _crops_latents(m, [plan.crops[a + f] for f in fresh], settings, meter) if fresh else None
-        x = _edit_sub(m, torch.stack([data["source"][row[f]].to(m.device) if f in row else encoded[fresh.index(f)]
+            encoded = dict(zip(fresh, _crops_latents(m, [plan.crops[a + f] for f in fresh], settings, meter))) \
+                if fresh else {}
+        x = _edit_sub(m, torch.stack([data["source"][row[f]].to(m.device) if f in row else encoded[f]
                                       for f in members]), sub, settings, prompt, meter)
         checked = [i for i, f in enumerate(members) if f in row]
         kept = data["edited"][[row[members[i]] for i in checked]]

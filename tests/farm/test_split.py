@@ -47,6 +47,8 @@ def test_a_late_chunk_of_a_long_shot_rebuilds_as_few_keyframes_as_an_early_one()
     rebuilt = [len(sub_plan(plan, list(range(a, b)), needed_groups(plan, bracketing(plan, list(range(a, b)))))[0]
                    .keyframes) for a, b in layout]
     assert max(rebuilt) <= 8 + 1 + 2 and rebuilt[-2] == rebuilt[1]
+    own = [len([f for f in plan.keyframes if a <= f < b]) for a, b in layout]
+    assert max(r - k for r, k in zip(rebuilt, own)) <= 3  # the next spine keyframe and the anchors (docs/farm.md)
     # shared: the anchors and the spine keyframe at every boundary between chunks
     shared = shared_groups(plan, [list(range(a, b)) for a, b in layout])
     positions = sorted(p for g in shared for p in plan.attention_groups[g][0])
