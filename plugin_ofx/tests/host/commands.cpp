@@ -1,5 +1,5 @@
 // The scripted commands (session.h `run_command`): set, analyze, wait, status, render,
-// abortrender, disconnect, source, reopen, sleep; each as the top of main.cpp describes it.
+// abortrender, disconnect, source, reopen, sleep, joins; each as the top of main.cpp describes it.
 #include <algorithm>
 #include <chrono>
 #include <sstream>
@@ -126,6 +126,16 @@ void run_command(const std::string& cmd) {
   } else if (cmd.rfind("abortrender:", 0) == 0) {  // abort() turns 1 after AFTER calls (default 0)
     auto parts = split(cmd.substr(12), ':');
     render_one(std::stoi(parts.at(0)), 1.0, parts.size() > 1 ? std::stoi(parts[1]) : 0, "", 0, 0);
+  } else if (cmd.rfind("joins:", 0) == 0) {  // the host checks its own thread count: N threads joined
+    const int n = std::stoi(cmd.substr(6)), baseline = count_threads();
+    int listed = 0, listed_settled = 0;
+    for (int i = 0; i < n; ++i) {
+      std::thread([] {}).join();
+      listed += count_threads() != baseline;
+      listed_settled += count_threads_settled(baseline) != baseline;
+    }
+    emit("{\"event\":\"joins\",\"count\":" + std::to_string(n) + ",\"listed_right_after_join\":" +
+         std::to_string(listed) + ",\"listed_after_settling\":" + std::to_string(listed_settled) + "}");
   } else if (cmd == "disconnect") {  // the Source clip loses its input
     g_opt.connected = false;
     g_instance->clips.at(ofx::kImageEffectSimpleSourceClipName)->props.set_i(ofx::kImageClipPropConnected, {0});

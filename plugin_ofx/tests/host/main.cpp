@@ -7,7 +7,7 @@
 //      (--proxy S: actions other than render run at render scale S, as in a host's proxy mode);
 //      commands: set:NAME=VALUE  analyze  wait:PREFIX[|PREFIX..]:SECONDS  status
 //                render:T,T,..:THREADS:SCALE:OUTDIR  abortrender:T[:AFTER]  source:PATH  disconnect
-//                reopen  sleep:S
+//                reopen  sleep:S  joins:N (N threads started and joined: the host's own thread count)
 // Out: one JSON object per line on stdout (describe, param, message, status, render, leaks,
 //      error events) and OUTDIR/frame_<t>_<i>.raw for the i-th render of a render command (the
 //      output image, packed, top row first). Exit status 0, or 3 when a wait timed out or the host saw a protocol
@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < g_fetched_suites.size(); ++i) suites += (i ? "," : "") + jstr(g_fetched_suites[i]);
   emit("{\"event\":\"leaks\",\"unload_status\":" + std::to_string(st) + ",\"threads_before\":" +
        std::to_string(threads_before) + ",\"threads_after_destroy\":" + std::to_string(threads_destroyed) +
-       ",\"threads_after\":" + std::to_string(count_threads()) + ",\"fds_before\":" + std::to_string(fds_before) +
+       ",\"threads_after\":" + std::to_string(count_threads_settled(threads_before)) + ",\"fds_before\":" + std::to_string(fds_before) +
        ",\"fds_after_destroy\":" + std::to_string(fds_destroyed) + ",\"fds_after\":" + std::to_string(count_fds()) +
        ",\"images_outstanding\":" + std::to_string(g_images_out.load()) + ",\"images_fetched\":" +
        std::to_string(g_images_fetched.load()) + ",\"suites\":[" + suites + "]}");

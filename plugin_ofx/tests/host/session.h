@@ -20,6 +20,7 @@ namespace testhost {
 extern std::unique_ptr<Effect> g_descriptor, g_context_descriptor;
 
 int count_threads();
+int count_threads_settled(int expected);
 int count_fds();
 
 void create_instance(const std::map<std::string, std::string>* restore);
