@@ -62,21 +62,23 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from engine.settings import documented_fields
     from plugin_resolve import connect
     from plugin_resolve.errors import Cancelled, ResolveEditError
-    from plugin_resolve.flow import edit_marked_range
+    from plugin_resolve.flow import EditRun
     from plugin_resolve.progress import ConsoleProgress
 
     names = {name for name, _, _ in documented_fields()}
     settings = {k: v for k, v in vars(args).items() if k in names}
     try:
-        resolve = connect.scriptapp()
-        item = edit_marked_range(resolve, args.prompt, engine=args.engine, keys=args.engine_keys, track=args.track,
-                                 source=args.source, image_format=args.image_format, work_dir=args.work_dir,
-                                 progress=ConsoleProgress(sys.stderr), **settings)
+        run = EditRun(connect.scriptapp(), args.prompt, engine=args.engine, keys=args.engine_keys, track=args.track,
+                      source=args.source, image_format=args.image_format, work_dir=args.work_dir,
+                      progress=ConsoleProgress(sys.stderr), settings=settings)
+        item = run.prepare().commit()
     except Cancelled as exc:
         print(f"ipfacediff: {exc}", file=sys.stderr)
         return 130
     except ResolveEditError as exc:
         raise UserError(str(exc)) from None
+    for warning in run.warnings:
+        print(f"ipfacediff: warning: {warning}", file=sys.stderr)
     kind, index = item.GetTrackTypeAndIndex() or ("video", "?")
     print(f"placed {item.GetDuration()} frames at record frame {item.GetStart()} on {kind} track {index}")
     return 0

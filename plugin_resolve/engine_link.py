@@ -1,7 +1,8 @@
 """Talk to the engine for one Resolve run: connect, submit or preview, follow, cancel, release.
 
 In: the engine address (CURVE keys folder for a remote engine), the job (prompt, settings
-dict, input path and range, output folder). Out: the paths of the frames the engine wrote.
+dict, input path and range, output folder). Out: `Edited`, the paths of the frames the engine
+wrote and the engine's warnings (sentences, e.g. no face was found so the shot passed through).
 Only the protocol is used (server.client; no torch, no numpy): frames travel as files the
 engine reads and writes inside its media roots. Errors become `EngineNotRunning`,
 `EngineFailed` or `Cancelled`; a cancelled job is cancelled on the engine too.
@@ -10,6 +11,7 @@ engine reads and writes inside its media roots. Errors become `EngineNotRunning`
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from plugin_resolve.errors import Cancelled, EngineFailed, EngineNotRunning, start_command
@@ -18,6 +20,14 @@ from server.client import Client, EngineError, EngineGone, job_id
 
 POLL_S = 0.2
 CANCEL_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Edited:
+    """One finished engine job: the frames it wrote and what it warned about (RESULT `warnings`)."""
+
+    paths: list[str]
+    warnings: list[str]
 
 
 class EngineLink:
@@ -59,8 +69,8 @@ class EngineLink:
     def run(self, prompt: str, settings: dict, input_path: str, frame_range: tuple[int, int] | None,
             output: dict, *, preview_frame: int | None = None,
             progress: Callable[[float, str], None] = lambda f, m: None,
-            cancel: Callable[[], bool] = lambda: False) -> list[str]:
-        """Queue the job and wait for it; returns the output paths (the job is released)."""
+            cancel: Callable[[], bool] = lambda: False) -> Edited:
+        """Queue the job and wait for it; returns its output paths and warnings (the job is released)."""
         job = job_id()
         try:
             self.client.submit(prompt, input=input_path, frame_range=frame_range, settings=settings,
@@ -86,7 +96,7 @@ class EngineLink:
         if result.status != P.DONE or (result.output or {}).get("mode") != "path":
             raise EngineFailed(f"The engine finished but returned no frames ({result.reason or result.status}).")
         self._release(job)
-        return list(result.output["paths"])
+        return Edited(list(result.output["paths"]), list(result.warnings or []))
 
     def _follow(self, job: str, progress: Callable, cancel: Callable) -> dict:
         while True:

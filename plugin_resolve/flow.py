@@ -5,7 +5,8 @@ In: the Resolve scripting object, a prompt, engine address, track, source ("rend
 callables, and edit settings (the fields of engine.settings.Settings, validated here and
 again by the engine). Out: `edit_marked_range(...) -> TimelineItem` or, for a look first,
 `preview_marked_range(...) -> EditRun` whose `.preview_clip` is a still in the `ipfacediff`
-bin and whose `.commit()` / `.discard()` finish it. Any failure or cancel undoes every
+bin and whose `.commit()` / `.discard()` finish it; `EditRun.warnings` holds the engine's
+warnings of its last job (also in the last progress message). Any failure or cancel undoes every
 change (tracks, items, clips, bin, render jobs, files) before the error is raised.
 """
 
@@ -77,6 +78,7 @@ class EditRun:
         self.input: tuple[str, tuple[int, int] | None] | None = None
         self.preview_clip: Any = None
         self._preview = None
+        self.warnings: list[str] = []  # the engine's, for the last preview or commit
 
     # --- stages --------------------------------------------------------------------------
     def prepare(self) -> "EditRun":
@@ -131,7 +133,7 @@ class EditRun:
             self._drop_preview()
             raise _as_cancel(exc)
         self.progress(1.0, f"Preview of frame {self.target.first + index} is in the '{self._preview.bin.GetName()}' "
-                           "bin; commit to edit the whole range")
+                           "bin; commit to edit the whole range" + warned(self.warnings))
         return self.preview_clip
 
     def commit(self) -> Any:
@@ -165,7 +167,8 @@ class EditRun:
         self.folder.finish()
         self.link.close()
         name = track_name(self.version, self.prompt)
-        self.progress(1.0, f"Placed {self.target.count} frames on V{placement.track} ('{name}')")
+        placed = f"Placed {self.target.count} frames on V{placement.track} ('{name}')"
+        self.progress(1.0, placed + warned(self.warnings))
         return item
 
     def discard(self) -> None:
@@ -197,8 +200,10 @@ class EditRun:
         if preview_frame is None:
             output["start"] = self.target.first
         lo, hi = _ENGINE
-        return self.link.run(self.prompt, self.settings, path, rng, output, preview_frame=preview_frame,
-                             progress=lambda f, m: self.progress(lo + (hi - lo) * f, m), cancel=self.cancel)
+        edited = self.link.run(self.prompt, self.settings, path, rng, output, preview_frame=preview_frame,
+                               progress=lambda f, m: self.progress(lo + (hi - lo) * f, m), cancel=self.cancel)
+        self.warnings = edited.warnings
+        return edited.paths
 
     def _drop_preview(self) -> None:
         if self._preview is not None:
@@ -214,6 +219,11 @@ class EditRun:
     def __exit__(self, *exc: Any) -> None:
         if exc[0] is not None:
             self.discard()
+
+
+def warned(warnings: list[str]) -> str:
+    """The engine's warnings to append to a message that ends without a full stop ("" when none)."""
+    return "".join(f". Engine warning: {w.rstrip('.')}" for w in warnings)
 
 
 def _as_cancel(exc: BaseException) -> BaseException:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from plugin_resolve import connect
 from plugin_resolve.errors import DEFAULT_ENGINE, NoResolve, ResolveEditError
-from plugin_resolve.flow import EditRun, edit_marked_range, preview_marked_range
+from plugin_resolve.flow import EditRun, preview_marked_range, warned
 from plugin_resolve.progress import CancelFlag
 
 SOURCES = [("render", "Rendered timeline (grades and effects)"), ("source", "Source media (engine reads the clip)")]
@@ -53,12 +53,11 @@ class Controller:
         self.pending_key: tuple | None = None
         self.last_result: Any = None
 
-    def _kwargs(self, p: dict[str, Any]) -> dict[str, Any]:
+    def _options(self, p: dict[str, Any]) -> dict[str, Any]:
         track = int(p.get("track") or 0)
         return {"engine": (p.get("engine") or DEFAULT_ENGINE).strip(), "track": track or None,
                 "source": p.get("source", "render"), "image_format": p.get("image_format", "tif"),
-                "progress": lambda f, m: self.show(f"{f * 100:3.0f}%  {m}"), "cancel": self.cancel,
-                **parse_settings(p.get("settings", ""))}
+                "progress": lambda f, m: self.show(f"{f * 100:3.0f}%  {m}"), "cancel": self.cancel}
 
     def _start(self, work: Callable[[], str]) -> bool:
         if self.thread is not None and self.thread.is_alive():
@@ -85,25 +84,26 @@ class Controller:
     def preview(self, params: dict[str, Any]) -> bool:
         def work() -> str:
             self.drop_pending()
-            kwargs = self._kwargs(params)
-            run = preview_marked_range(self.resolve, params.get("prompt", ""), **kwargs)
+            run = preview_marked_range(self.resolve, params.get("prompt", ""), **self._options(params),
+                                       **parse_settings(params.get("settings", "")))
             self.pending, self.pending_key = run, _key(params)
             return (f"Preview ready: '{run.preview_clip.GetName()}' is selected in the ipfacediff bin. "
-                    "Press Edit to edit the whole range, or Close to drop it.")
+                    "Press Edit to edit the whole range, or Close to drop it" + warned(run.warnings) + ".")
         return self._start(work)
 
     def edit(self, params: dict[str, Any]) -> bool:
         def work() -> str:
             if self.pending is not None and self.pending_key == _key(params):
                 run, self.pending = self.pending, None
-                item = run.commit()
             else:
                 self.drop_pending()
-                item = edit_marked_range(self.resolve, params.get("prompt", ""), **self._kwargs(params))
+                settings = parse_settings(params.get("settings", ""))
+                run = EditRun(self.resolve, params.get("prompt", ""), settings=settings, **self._options(params))
+            item = run.commit()
             self.last_result = item
             track = item.GetTrackTypeAndIndex() or ["video", "?"]
             return (f"Done: {item.GetDuration()} frames from record frame {item.GetStart()} on V{track[1]}. "
-                    "Toggle that track to compare; delete it to undo.")
+                    "Toggle that track to compare; delete it to undo" + warned(run.warnings) + ".")
         return self._start(work)
 
     def stop(self) -> None:

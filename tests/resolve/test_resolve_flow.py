@@ -247,6 +247,37 @@ def test_outside_resolve_command_line(resolve, engine, work_dir, monkeypatch, ca
     assert "[ipfacediff] 100% Placed 5 frames" in err
 
 
+def test_a_shot_without_a_face_lands_unchanged_and_the_engine_says_why(resolve, engine, work_dir):
+    """face_mode crop on noise: the engine passes the shot through and warns; the user must see it."""
+    from engine.editor import NO_FACE
+    from plugin_resolve import EditRun
+
+    messages = []
+    expected = rendered(resolve, START + 12, START + 16)
+    run = EditRun(resolve, "add glasses", engine=engine.address, work_dir=work_dir, settings={"steps": 2},
+                  progress=lambda f, m: messages.append(m))
+    item = run.prepare().commit()
+    assert run.warnings == [NO_FACE]
+    assert messages[-1] == ("Placed 5 frames on V2 ('ipfacediff v1: add glasses'). Engine warning: "
+                            + NO_FACE.rstrip("."))
+    got = placed_frames(item)
+    assert len(got) == 5 and all(np.abs(g.astype(int) - e).max() <= 1 for g, e in zip(got, expected))
+
+
+def test_the_command_line_prints_the_engines_warnings(resolve, engine, work_dir, monkeypatch, capsys):
+    from engine.cli import main
+    from engine.editor import NO_FACE
+    from plugin_resolve import connect
+
+    monkeypatch.setattr(connect, "scriptapp", lambda: resolve)
+    code = main(["resolve-edit", "--prompt", "add glasses", "--engine", engine.address, "--work-dir", str(work_dir),
+                 "--steps", "2"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"ipfacediff: warning: {NO_FACE}\n" in err
+    assert out.strip() == f"placed 5 frames at record frame {START + 12} on video track 2"
+
+
 def test_plugin_options_never_shadow_a_setting():
     import dataclasses
     import inspect

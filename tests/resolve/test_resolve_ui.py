@@ -43,6 +43,17 @@ def test_window_layout_and_edit(resolve, engine, work_dir, monkeypatch):
     assert items["Edit"].Enabled and not items["Cancel"].Enabled
 
 
+def test_the_status_line_shows_the_engines_warning(resolve, engine, work_dir, monkeypatch):
+    from engine.editor import NO_FACE
+
+    w, items = window(resolve, engine, work_dir, monkeypatch)
+    items["Settings"].Text = "steps=2"  # face_mode crop on a noise clip: no face, passed through
+    w.win.click("Edit")
+    wait_idle(w)
+    assert items["Status"].Text == ("Done: 5 frames from record frame 86412 on V2. Toggle that track to compare; "
+                                    f"delete it to undo. Engine warning: {NO_FACE}"), items["Status"].Text
+
+
 def test_preview_then_edit_renders_once(resolve, engine, work_dir, monkeypatch):
     project = resolve.GetProjectManager().GetCurrentProject()
     added = []
