@@ -1,5 +1,5 @@
 """Protocol dispatch: every request type in `protocol.REQUESTS` has exactly one handler (checked
-when the service is imported), the reply type names are the documented ones, and the server's
+when the service is imported), the request and reply types and fields are the documented ones, and the server's
 modules import each other without a cycle dodged inside a function."""
 
 from __future__ import annotations
@@ -39,6 +39,32 @@ def test_the_reply_type_constants_are_the_types_docs_protocol_lists():
     assert documented == {P.HELLO, P.ACCEPTED, P.STATE, P.LIST, P.RESULT, P.RELEASED, P.HEARTBEAT, P.OK, P.ERROR,
                           P.PROGRESS}
     assert P.error("internal", "x")["type"] == P.ERROR
+
+
+def _documented_requests() -> dict[str, dict[str, bool]]:
+    """docs/protocol.md's requests table: type -> {field: optional?} (top-level fields only)."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    table = text.split("## Requests")[1].split("\n## ")[0]
+    rows = dict(re.findall(r"^\| `([A-Z]+)` \| (.*?) \| `[A-Z]+` \|$", table, re.M))
+    fields = {kind: {name: bool(opt) for name, opt in re.findall(r"`([a-z_]+)(\?)?:", cells)}
+              for kind, cells in rows.items()}
+    for kind, cells in rows.items():
+        base = re.match(r"as ([A-Z]+), plus", cells)
+        if base:
+            fields[kind] = {**fields[base.group(1)], **fields[kind]}
+    return fields
+
+
+def test_the_requests_table_in_docs_protocol_is_the_protocols_request_list():
+    documented = _documented_requests()
+    assert set(documented) == set(P.REQUESTS)
+    for kind, spec in P.REQUESTS.items():
+        assert set(documented[kind]) == set(spec), kind
+        for name, optional in documented[kind].items():
+            if optional:  # `name?:` in the docs: the protocol must not require it
+                assert spec[name][1] is False, (kind, name)
+            elif name not in ("frames", "input"):  # SUBMIT's "exactly one of" pair, checked by the handler
+                assert spec[name][1] is True, (kind, name)
 
 
 def _imports(path: Path) -> set[str]:
