@@ -113,6 +113,17 @@ Qc parse_qc(const msgpack::object* stats) {
   return qc;
 }
 
+// RESULT `warnings`: absent or nil is none; anything but a list of strings is a violation.
+std::vector<std::string> parse_warnings(const msgpack::object& h) {
+  std::vector<std::string> out;
+  const msgpack::object* w = find(h, "warnings");
+  if (is_nil(w)) return out;
+  if (w->type != msgpack::type::ARRAY) violation("RESULT 'warnings' is not a list");
+  for (std::uint32_t i = 0; i < w->via.array.size; ++i)
+    out.push_back(as_str(w->via.array.ptr[i], "warnings", "RESULT"));
+  return out;
+}
+
 void free_shared(void* /*data*/, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); }
 
 }  // namespace
@@ -446,6 +457,7 @@ ResultPage Connection::result(const std::string& job, int offset, int count, boo
   ResultPage page;
   page.status = str_field(h, "status", where);
   page.state = opt_str(h, "state", where);
+  page.warnings = parse_warnings(h);
   if (page.status == "PENDING") {
     const msgpack::object* p = find(h, "progress");
     if (!is_nil(p) && p->type == msgpack::type::MAP) page.progress = opt_num(*p, "fraction", "progress", -1);

@@ -98,6 +98,7 @@ struct ResultPage {
   Qc qc;
   std::string inversion_cache;              // "hit" | "miss" | ""
   bool random_weights = false;
+  std::vector<std::string> warnings;        // sentences, in the engine's order (a cut prompt, no face found)
 };
 
 // A settings value: the plugin sends ints, doubles and strings.

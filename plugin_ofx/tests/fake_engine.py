@@ -1,7 +1,7 @@
 """A scripted stand-in for the engine, for the plugin tests that need exact control.
 
-In: a `mode` ("ok" or one of the malformed-reply modes in MALFORMED), limits to advertise and
-a RESULT page size to enforce.
+In: a `mode` ("ok" or one of the malformed-reply modes in MALFORMED), limits to advertise,
+a RESULT page size to enforce and the warnings every RESULT carries.
 Out: a ROUTER socket on loopback (`address`) answering HELLO, STATUS, SUBMIT and RESULT the
 way docs/protocol.md says (built with server/protocol.py), recording every request; a
 finished job's frames are a known transform of the submitted ones (`edit`), and its stats
@@ -11,6 +11,7 @@ carry an identity QC record. Runs in a thread; `close()` stops it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -29,6 +30,8 @@ MALFORMED = {
     "result_short_part": "a RESULT pixel part is one byte short",
     "result_missing_part": "RESULT announces more parts than it sends",
     "result_wrong_shape": "RESULT frames have another shape than submitted",
+    "result_warnings_not_list": "RESULT warnings is a string, not a list",
+    "result_warnings_not_strings": "RESULT warnings holds an integer",
 }
 
 
@@ -44,9 +47,10 @@ def edit(frame: np.ndarray) -> np.ndarray:
 
 class FakeEngine:
     def __init__(self, mode: str = "ok", *, max_message_bytes: int = 4 << 30, running_polls: int = 2,
-                 qc: bool = True, page_frames: int | None = None):
+                 qc: bool = True, page_frames: int | None = None, warnings: Sequence[str] = ()):
         self.mode, self.max_message_bytes, self.running_polls, self.qc = mode, max_message_bytes, running_polls, qc
         self.page_frames = page_frames  # answer too_large to RESULT pages with more frames than this
+        self.warnings = list(warnings)  # RESULT `warnings`, as the engine sends them (docs/protocol.md)
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -157,13 +161,18 @@ class FakeEngine:
             buffers = buffers[:-1]
         if self.mode == "result_wrong_shape":
             desc["shape"] = [desc["shape"][0] + 1, *desc["shape"][1:]]
+        warnings: Any = self.warnings
+        if self.mode == "result_warnings_not_list":
+            warnings = "no face was found in any frame."
+        if self.mode == "result_warnings_not_strings":
+            warnings = [*self.warnings, 7]
         stats = {"inversion_cache": "miss"}
         if self.qc:
             stats["qc"] = {"identity_mean": 0.123, "identity_max": 0.25, "threshold": 0.4, "drifted_frames": [],
                            "embedder": "fake"}
+        output = {"mode": "inline", "frames": {**desc, "count": announced}, "offset": offset, "total": total}
         self._reply(ident, {"type": "RESULT", "re": h["id"], "job": job, "status": "DONE", "state": "done",
-                            "stats": stats, "output": {"mode": "inline", "frames": {**desc, "count": announced},
-                                                       "offset": offset, "total": total}}, buffers)
+                            "warnings": warnings, "stats": stats, "output": output}, buffers)
 
     def result_requests(self) -> list[dict]:
         return [r for r in self.requests if r["type"] == "RESULT" and r.get("pixels", True)]

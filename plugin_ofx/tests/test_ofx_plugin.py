@@ -6,8 +6,8 @@ Out: assertions that the host walk load -> describe -> describeInContext -> crea
 works, that Analyze sends the clip's range as one job with the right settings, that every
 rendered frame (out of order, several threads, 8-bit and float) equals the engine's result,
 that an unreachable engine or a malformed reply gives passthrough plus a message or an error
-status (never a crash), and that destroy + unload leave no threads, sockets or images behind;
-host behaviours the test host models (proxy Analyze, string reads off the main thread, a
+status (never a crash), that the engine's warnings end the done status, and that destroy +
+unload leave no threads, sockets or images behind; host behaviours the test host models (proxy Analyze, string reads off the main thread, a
 disconnected Source, aborts, RUNPATH), the job-record serializer (records_test) and the
 parameter defaults against engine.settings.Settings.
 """
@@ -40,6 +40,11 @@ def record_of(run) -> dict:
 
 def job_of(run) -> str:
     return record_of(run)["job"]
+
+
+def short_id(job: str) -> str:
+    """How the status line names a job (worker.cpp short_id)."""
+    return job if len(job) <= 16 else job[:16] + "…"
 
 
 def test_bundle_layout_exports_and_description(ofx_build, tmp_path):
@@ -162,6 +167,29 @@ def test_real_engine_uint8_out_of_order_threads_and_reopen(ofx_build, real_engin
 
 
 @pytest.mark.slow
+def test_a_real_engine_crop_run_without_a_face_says_so_in_the_done_status(ofx_build, real_engine, tmp_path):
+    """Noise has no face: the engine returns the clip unchanged with its no-face warning, which
+    the status line must carry (it used to say only "done: 2 frame(s) edited")."""
+    clip = make_clip(2, 32, 32, 4, np.uint8, seed=18)
+    run = run_host(ofx_build, tmp_path, clip, [
+        "set:prompt=add glasses", "set:steps=2", "set:mode=0", f"set:address={real_engine.address}", "analyze",
+        f"{WAIT}:300", "render:0,1:1:1:OUT"])
+    job = job_of(run)
+    c = real_engine.client(timeout=30.0)
+    try:
+        res = c.result(job, pixels=False)
+    finally:
+        c.close()
+    assert res.status == "DONE" and res.stats["no_face"] is True and len(res.warnings) == 1, res
+    assert res.warnings[0].startswith("no face was found in any frame"), res.warnings
+    assert run.last_status() == ("done: 2 frame(s) edited; identity QC: no face measured; RANDOM WEIGHTS (noise, "
+                                 f"not an edit); warning: {res.warnings[0]} [job {short_id(job)}]"), run.last_status()
+    for r in run.renders():
+        assert np.array_equal(run.output(r["time"], r["seq"]), clip[r["time"]]), r
+    assert_clean_exit(run)
+
+
+@pytest.mark.slow
 def test_real_engine_float_rgb_general_context(ofx_build, real_engine, tmp_path):
     clip = make_clip(3, 48, 80, 3, np.float32, seed=2)
     run = run_host(ofx_build, tmp_path, clip, [
@@ -280,6 +308,22 @@ def test_pixel_formats_layouts_and_settings(ofx_build, tmp_path, dtype, channels
         if premult:
             expected = premultiply(expected)
         assert np.array_equal(run.output(r["time"], r["seq"]), expected), r
+    assert_clean_exit(run)
+
+
+def test_the_engines_warnings_follow_the_done_status_once_each_in_the_engines_order(ofx_build, tmp_path):
+    cut = ("the prompt has 90 tokens but the text encoder reads 75; it is cut after 'glasses' and ignores "
+           "'and a hat'.")
+    no_face = ("no face was found in any frame, so the clip passed through unchanged; set face_mode to full "
+               "(--mode full) to edit whole frames.")
+    clip = make_clip(2, 16, 16, 4, np.uint8, seed=19)
+    with FakeEngine(warnings=[cut, no_face, cut]) as fake:
+        run = run_host(ofx_build, tmp_path, clip, [*BASE, f"set:address={fake.address}", "analyze", f"{WAIT}:30",
+                                                   "render:0:1:1:OUT"])
+    assert run.last_status() == ("done: 2 frame(s) edited; identity QC mean 0.123, max 0.250 (threshold 0.400), "
+                                 f"0 drifted frame(s); inversion cache miss; warning: {cut}; warning: {no_face} "
+                                 f"[job {short_id(job_of(run))}]"), run.last_status()
+    assert np.array_equal(run.output(0, 0), edit(clip[0]))
     assert_clean_exit(run)
 
 
