@@ -59,8 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
     serve.add_argument("--no-fsync", action="store_true", help="skip fsync of results (tmpfs, benchmarks)")
     serve.add_argument("--log-level", choices=joblog.LEVELS, default="info",
-                       help="info (default): each job's arrival, start, every 10 %% of progress and end; warning: "
-                            "failed jobs, errors and the engine's ready/shutdown lines only; error: errors only")
+                       help="info (default): each job's arrival, start, every 10 %% of progress and end; debug: "
+                            "also every request and error reply (type, id, job, client); warning: failed jobs, "
+                            "errors and the engine's ready/shutdown lines only; error: errors only")
     serve.add_argument("--log-file", type=Path, help="also append the log here, with timestamps")
     for name, text in LIMIT_HELP.items():
         default = getattr(P.Limits(), name)

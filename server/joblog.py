@@ -3,9 +3,11 @@
 In: a `logging.Logger` (`configure` builds the engine's from `serve --log-level/--log-file`)
 and the jobs as the service and worker see them. Out: one line when a job arrives, starts,
 passes each tenth of its progress, and ends (DONE, or FAILED/CANCELLED/INTERRUPTED with its
-code and reason, with seconds and frames), and the engine's ready and shutdown lines. Levels:
-job lines INFO, failed jobs WARNING, internal errors ERROR; ready and shutdown WARNING, so
-that `--log-level warning` keeps the engine's lifecycle (launchers wait for "ready on").
+code and reason, with seconds and frames), and the engine's ready and shutdown lines; at
+`--log-level debug` also every request (type, id, job, client) and every error reply to one,
+for whoever is debugging a client. Levels: requests DEBUG, job lines INFO, failed jobs WARNING,
+internal errors ERROR; ready and shutdown WARNING, so that `--log-level warning` keeps the
+engine's lifecycle (launchers wait for "ready on").
 """
 
 from __future__ import annotations
@@ -81,6 +83,14 @@ class JobLog:
         level = logging.ERROR if job.code == "internal" else logging.WARNING
         self.logger.log(level, f"job {job.id} {job.state.upper()} after {took:.1f} s, {frames} frame(s) "
                                f"[{job.code}]: {job.error}")
+
+    def request(self, client: bytes, header: dict[str, Any]) -> None:
+        job = f" job {header['job']}" if "job" in header else ""
+        self.logger.debug(f"request {header['type']} id {header['id']!r}{job} from client {client.hex()}")
+
+    def refused(self, client: bytes, reply: dict[str, Any]) -> None:
+        self.logger.debug(f"error reply to client {client.hex()} (re {reply.get('re')!r}) [{reply['code']}]: "
+                          f"{reply['message']}")
 
     def lifecycle(self, message: str) -> None:
         self.logger.warning(message)

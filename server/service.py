@@ -330,15 +330,19 @@ class Service:
         try:
             msg = P.unpack(parts, self.limits)
             re_ = msg.header["id"]
+            self.joblog.request(ident, msg.header)
             self.HANDLERS[msg.type](self, ident, msg)
+            return
         except P.ProtocolError as exc:
-            self.reply(ident, P.error(exc.code, exc.message, exc.re if exc.re is not None else re_))
+            refusal = P.error(exc.code, exc.message, exc.re if exc.re is not None else re_)
         except UserError as exc:
-            self.reply(ident, P.error("user_error", str(exc), re_))
+            refusal = P.error("user_error", str(exc), re_)
         except Exception as exc:  # never let one request take the loop down
             self.logger.error(f"internal error answering a request: {type(exc).__name__}: {exc}")
-            self.reply(ident, P.error("internal", f"internal error ({type(exc).__name__}).",
-                                      re_ if re_ is not None else P.request_id(parts)))
+            refusal = P.error("internal", f"internal error ({type(exc).__name__}).",
+                              re_ if re_ is not None else P.request_id(parts))
+        self.joblog.refused(ident, refusal)
+        self.reply(ident, refusal)
 
     def _job(self, job_id: str) -> Job:
         job = self.store.jobs.get(job_id)

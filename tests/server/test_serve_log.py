@@ -1,5 +1,6 @@
 """`ipfacediff serve` says what happens to each job: arrival, start, each tenth of progress, the end
-(DONE, or FAILED with code and reason; seconds and frames) and the shutdown; --log-level, --log-file."""
+(DONE, or FAILED with code and reason; seconds and frames) and the shutdown; at debug level every
+request and error reply; --log-level, --log-file."""
 
 from __future__ import annotations
 
@@ -86,3 +87,19 @@ def test_serve_writes_the_job_log_to_its_log_file_and_says_it_shut_down(tmp_path
     assert len(tenths) >= 4 and tenths == sorted(set(tenths)), lines
     assert any(re.fullmatch(rf"job {job} DONE in \d+\.\d s, 4 frame\(s\)", line) for line in lines), lines
     assert lines[-1] == "shut down; 0 queued job(s) kept for the next start"
+
+
+def test_log_level_debug_adds_each_request_and_each_error_reply_naming_the_client(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="ipfacediff.tests.engine")
+    with InProcess(tmp_path / "state") as eng:
+        c = eng.client()  # HELLO
+        assert c.release("nope") == 0  # the engine answers unknown_job, which the client takes as released
+        c.close()
+    debug = [r.getMessage() for r in caplog.records
+             if r.name == "ipfacediff.tests.engine" and r.levelno == logging.DEBUG]
+    assert re.fullmatch(r"request HELLO id '?\w+'? from client [0-9a-f]+", debug[0]), debug
+    client = debug[0].rsplit(" ", 1)[1]
+    assert re.fullmatch(rf"request RELEASE id '?\w+'? job nope from client {client}", debug[1]), debug
+    assert re.fullmatch(rf"error reply to client {client} \(re '?\w+'?\) \[unknown_job\]: no job 'nope' is known "
+                        r"to this engine\.", debug[2]), debug
+    assert len(debug) == 3
