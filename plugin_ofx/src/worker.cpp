@@ -53,8 +53,8 @@ std::string done_status(const Record& r, const ipfd::ResultPage& head, bool rand
   }
   if (!head.inversion_cache.empty()) o << "; inversion cache " << head.inversion_cache;
   if (random_weights || head.random_weights) o << "; RANDOM WEIGHTS (noise, not an edit)";
-  for (auto w = head.warnings.begin(); w != head.warnings.end(); ++w)
-    if (std::find(head.warnings.begin(), w, *w) == w) o << "; warning: " << *w;
+  for (auto w = head.warnings.begin(); w != head.warnings.end(); ++w)  // each once; a clause, so no full stop
+    if (std::find(head.warnings.begin(), w, *w) == w) o << "; warning: " << w->substr(0, w->find_last_not_of('.') + 1);
   o << " [job " << short_id(r.id) << "]";
   return o.str();
 }

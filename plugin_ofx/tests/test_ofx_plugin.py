@@ -182,8 +182,9 @@ def test_a_real_engine_crop_run_without_a_face_says_so_in_the_done_status(ofx_bu
         c.close()
     assert res.status == "DONE" and res.stats["no_face"] is True and len(res.warnings) == 1, res
     assert res.warnings[0].startswith("no face was found in any frame"), res.warnings
+    warning = res.warnings[0].rstrip(".")
     assert run.last_status() == ("done: 2 frame(s) edited; identity QC: no face measured; RANDOM WEIGHTS (noise, "
-                                 f"not an edit); warning: {res.warnings[0]} [job {short_id(job)}]"), run.last_status()
+                                 f"not an edit); warning: {warning} [job {short_id(job)}]"), run.last_status()
     for r in run.renders():
         assert np.array_equal(run.output(r["time"], r["seq"]), clip[r["time"]]), r
     assert_clean_exit(run)
@@ -321,8 +322,8 @@ def test_the_engines_warnings_follow_the_done_status_once_each_in_the_engines_or
         run = run_host(ofx_build, tmp_path, clip, [*BASE, f"set:address={fake.address}", "analyze", f"{WAIT}:30",
                                                    "render:0:1:1:OUT"])
     assert run.last_status() == ("done: 2 frame(s) edited; identity QC mean 0.123, max 0.250 (threshold 0.400), "
-                                 f"0 drifted frame(s); inversion cache miss; warning: {cut}; warning: {no_face} "
-                                 f"[job {short_id(job_of(run))}]"), run.last_status()
+                                 f"0 drifted frame(s); inversion cache miss; warning: {cut[:-1]}; "
+                                 f"warning: {no_face[:-1]} [job {short_id(job_of(run))}]"), run.last_status()
     assert np.array_equal(run.output(0, 0), edit(clip[0]))
     assert_clean_exit(run)
 
