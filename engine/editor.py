@@ -140,7 +140,7 @@ class Editor:
             raise UserError("an inversion covers one face: set face_subject to a track number, or use full mode.")
         stack, _ = as_float_frames(plan.clips()[0])
         meter = Meter(self.models.device, len(stack) * settings.steps, progress, cancel)
-        with FeatureHooks(*self.models.unets()) as hooks:
+        with FeatureHooks(*self.models.unets()) as hooks, meter.cancellable(*self.models.unets()):
             return self._invert(stack, settings.replace(resolution=None), meter, hooks)
 
     def _invert(self, stack: np.ndarray, settings: Settings, meter: Meter, hooks: FeatureHooks) -> Inversion:
@@ -236,7 +236,7 @@ class Editor:
         rerun = len(plan_keyframes(n, settings).keyframes) * Schedule.attn_steps_of(settings) if cached else 0
         meter = Meter(m.device, n * settings.steps * passes + rerun, progress, cancel)
         reused = inversion is not None
-        with FeatureHooks(*m.unets()) as hooks:
+        with FeatureHooks(*m.unets()) as hooks, meter.cancellable(*m.unets()):
             if inversion is None:
                 inversion = self._invert(stack, settings, meter, hooks)
                 if key is not None:

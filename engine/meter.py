@@ -3,9 +3,9 @@
 In: the caller's progress callback `(stage, step, fraction)` — stage `invert`, `edit` or
 `decode`, step the denoising step, fraction of the whole edit — and cancel check `() -> bool`.
 Out: `Meter.stats()` for `EditResult.stats`. `Meter.unet(...)` is the single place a UNet
-is called, so evaluations and UNet time are counted exactly; cancel is checked before every
-attention layer inside it (`CancelHooks`) and after every UNet call, so it takes effect within
-one layer. On CUDA, model calls are timed with CUDA events, read when a stage ends (the only
+is called, so evaluations and UNet time are counted exactly; cancel is checked after every
+UNet call and, inside `Meter.cancellable(*unets)` (installed once per edit beside the
+FeatureHooks), before every attention layer (`CancelHooks`), so it takes effect within one layer. On CUDA, model calls are timed with CUDA events, read when a stage ends (the only
 host syncs), so the CPU queues the next call's kernels while the GPU runs this one.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import resource
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Callable
 
 import torch
@@ -81,9 +81,19 @@ class Meter:
             finally:
                 self.inner[what] += time.perf_counter() - begin
 
+    @contextmanager
+    def cancellable(self, *unets):
+        """For the block, check cancel before every attention layer of these UNets (nothing to
+        install when this edit has no cancel check)."""
+        with ExitStack() as hooks:
+            if self.cancel_cb is not None:
+                for unet in unets:
+                    hooks.enter_context(CancelHooks(unet, self.check_cancel))
+            yield
+
     def unet(self, stage: str, unet, latents: torch.Tensor, t: torch.Tensor, emb: torch.Tensor,
              step: int) -> torch.Tensor:
-        with self.timed("unet"), CancelHooks(unet, self.check_cancel):  # cancel lands within one layer
+        with self.timed("unet"):
             # Latents and scheduler arithmetic stay fp32; only the UNet runs in its dtype.
             out = unet(latents.to(unet.dtype), t, encoder_hidden_states=emb, return_dict=False)[0].float()
         self.evals[stage] += latents.shape[0]

@@ -1,7 +1,10 @@
 """A cancel lands inside a UNet call (at the next attention layer), not after the whole call;
-the hooks are removed afterwards, so a later edit runs normally."""
+the hooks are installed once per edit (not per UNet call), only when there is a cancel check,
+and removed afterwards, so a later edit runs normally."""
 
 import pytest
+
+from engine.cancel_hooks import CancelHooks
 
 from engine.errors import Cancelled
 from engine.settings import Settings
@@ -21,3 +24,16 @@ def test_cancel_lands_within_one_attention_layer(tiny_editor, clip16):
     assert not any(m._forward_pre_hooks for unet in tiny_editor.models.unets() for m in unet.modules())
     done = tiny_editor.edit_crops(clip16[:2], "add glasses", Settings(steps=2), cancel=lambda: False)
     assert len(done.frames) == 2
+
+
+def test_cancel_hooks_are_installed_once_per_edit_and_only_with_a_cancel_check(tiny_editor, clip16, monkeypatch):
+    applied = []
+    original = CancelHooks.apply
+    monkeypatch.setattr(CancelHooks, "apply", lambda self: applied.append(self.unet) or original(self))
+    done = tiny_editor.edit_crops(clip16[:2], "add glasses", Settings(steps=3), cancel=lambda: False)
+    unets = tiny_editor.models.unets()
+    assert done.stats["unet_evals"]["total"] > 2 * len(unets)  # many UNet calls ...
+    assert sorted(map(id, applied)) == sorted(map(id, unets))  # ... one installation per UNet
+    applied.clear()
+    tiny_editor.edit_crops(clip16[:2], "add glasses", Settings(steps=3))
+    assert applied == []
