@@ -75,6 +75,8 @@ def _summed(per_subject: list[dict], subjects: list[int]) -> dict:
     crops = sum(s["frames"] for s in per_subject)
     for key in ("unet_evals", "seconds", "seconds_in", "cache_bytes"):
         out[key] = {k: sum(s[key].get(k) or 0 for s in per_subject) for k in per_subject[0][key]}
+    for key in ("seconds", "seconds_in"):  # to 0.1 ms as each subject's (Meter.stats): 0.1 + 0.2 is 0.3
+        out[key] = {k: round(v, 4) for k, v in out[key].items()}
     out["unet_evals"]["per_frame"] = out["unet_evals"]["total"] / crops
     out["seconds"]["load"] = per_subject[0]["seconds"]["load"]  # the models loaded once
     out["peak_memory_bytes"] = {k: max((s["peak_memory_bytes"][k] for s in per_subject
