@@ -5,7 +5,8 @@ In: the caller's progress callback `(stage, step, fraction)` — stage `invert`,
 Out: `Meter.stats()` for `EditResult.stats`. `Meter.unet(...)` is the single place a UNet
 is called, so evaluations and UNet time are counted exactly; cancel is checked after every
 UNet call and, inside `Meter.cancellable(*unets)` (installed once per edit beside the
-FeatureHooks), before every attention layer (`CancelHooks`), so it takes effect within one layer. On CUDA, model calls are timed with CUDA events, read when a stage ends (the only
+FeatureHooks), before every attention layer (`CancelHooks`), so it takes effect within one
+layer. On CUDA, model calls are timed with CUDA events, read when a stage ends (the only
 host syncs), so the CPU queues the next call's kernels while the GPU runs this one.
 """
 

@@ -85,12 +85,14 @@ class JobLog:
                                f"[{job.code}]: {job.error}")
 
     def request(self, client: bytes, header: dict[str, Any]) -> None:
-        job = f" job {header['job']}" if "job" in header else ""
-        self.logger.debug(f"request {header['type']} id {header['id']!r}{job} from client {client.hex()}")
+        if self.logger.isEnabledFor(logging.DEBUG):  # every request passes here: format only when shown
+            job = f" job {header['job']}" if "job" in header else ""
+            self.logger.debug(f"request {header['type']} id {header['id']!r}{job} from client {client.hex()}")
 
     def refused(self, client: bytes, reply: dict[str, Any]) -> None:
-        self.logger.debug(f"error reply to client {client.hex()} (re {reply.get('re')!r}) [{reply['code']}]: "
-                          f"{reply['message']}")
+        if self.logger.isEnabledFor(logging.DEBUG):
+            self.logger.debug(f"error reply to client {client.hex()} (re {reply.get('re')!r}) [{reply['code']}]: "
+                              f"{reply['message']}")
 
     def lifecycle(self, message: str) -> None:
         self.logger.warning(message)

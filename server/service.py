@@ -160,6 +160,8 @@ class Service:
     def reply(self, ident: bytes, header: dict[str, Any], buffers: list[Any] = ()) -> None:
         """The answer to a request: sent at once from the loop (so it leaves before any later
         request of the client is handled), through the loop from the other threads."""
+        if header["type"] == P.ERROR:
+            self.joblog.refused(ident, header)
         if threading.get_ident() == self.loop_thread:
             self._deliver(ident, P.pack(header, list(buffers)), reliable=True)
         else:
@@ -332,17 +334,14 @@ class Service:
             re_ = msg.header["id"]
             self.joblog.request(ident, msg.header)
             self.HANDLERS[msg.type](self, ident, msg)
-            return
         except P.ProtocolError as exc:
-            refusal = P.error(exc.code, exc.message, exc.re if exc.re is not None else re_)
+            self.reply(ident, P.error(exc.code, exc.message, exc.re if exc.re is not None else re_))
         except UserError as exc:
-            refusal = P.error("user_error", str(exc), re_)
+            self.reply(ident, P.error("user_error", str(exc), re_))
         except Exception as exc:  # never let one request take the loop down
             self.logger.error(f"internal error answering a request: {type(exc).__name__}: {exc}")
-            refusal = P.error("internal", f"internal error ({type(exc).__name__}).",
-                              re_ if re_ is not None else P.request_id(parts))
-        self.joblog.refused(ident, refusal)
-        self.reply(ident, refusal)
+            self.reply(ident, P.error("internal", f"internal error ({type(exc).__name__}).",
+                                      re_ if re_ is not None else P.request_id(parts)))
 
     def _job(self, job_id: str) -> Job:
         job = self.store.jobs.get(job_id)

@@ -9,8 +9,10 @@ import logging
 import re
 from types import SimpleNamespace
 
+import pytest
 from serverkit import EngineProcess, InProcess, clip
 
+from server.client import EngineError
 from server.joblog import JobLog, configure
 
 
@@ -94,6 +96,9 @@ def test_log_level_debug_adds_each_request_and_each_error_reply_naming_the_clien
     with InProcess(tmp_path / "state") as eng:
         c = eng.client()  # HELLO
         assert c.release("nope") == 0  # the engine answers unknown_job, which the client takes as released
+        c.submit("add glasses", frames=clip(1, seed=63), job="j-debug")
+        with pytest.raises(EngineError, match="already used"):  # refused on the I/O thread
+            c.submit("add a hat", frames=clip(1, seed=63), job="j-debug")
         c.close()
     debug = [r.getMessage() for r in caplog.records
              if r.name == "ipfacediff.tests.engine" and r.levelno == logging.DEBUG]
@@ -102,4 +107,8 @@ def test_log_level_debug_adds_each_request_and_each_error_reply_naming_the_clien
     assert re.fullmatch(rf"request RELEASE id '?\w+'? job nope from client {client}", debug[1]), debug
     assert re.fullmatch(rf"error reply to client {client} \(re '?\w+'?\) \[unknown_job\]: no job 'nope' is known "
                         r"to this engine\.", debug[2]), debug
-    assert len(debug) == 3
+    assert re.fullmatch(rf"request SUBMIT id '?\w+'? job j-debug from client {client}", debug[3]), debug
+    assert re.fullmatch(rf"request SUBMIT id '?\w+'? job j-debug from client {client}", debug[4]), debug
+    assert re.fullmatch(rf"error reply to client {client} \(re '?\w+'?\) \[conflict\]: job id 'j-debug' is "
+                        r"already used by a different request; choose a new id\.", debug[5]), debug
+    assert len(debug) == 6
